@@ -1,0 +1,144 @@
+// Template bodies of procpool::pool: encode task frames in the caller's thread, hand them to the
+// core, and wrap the result state. Included at the end of pool.hpp.
+#pragma once
+
+#include <procpool/detail/result_state.hpp>
+#include <procpool/detail/task.hpp>
+
+#include <iterator>
+#include <optional>
+#include <utility>
+
+namespace procpool {
+
+namespace detail {
+
+/// The frame of one apply: the arguments are written one by one, read back as one tuple.
+template <class F, class... Args>
+std::vector<char> encode_apply(const F& f, const Args&... args) {
+    PROCPOOL_CHECK_SENDABLE(F);
+    frame_encoder<F, std::tuple<std::decay_t<Args>...>, true> encoder(f, frame_kind::task);
+    encoder.add_fields(args...);
+    return std::move(encoder).finish();
+}
+
+/// Python's default map chunksize: ceil(len / (4 * processes)), at least 1.
+inline std::size_t default_chunksize(std::size_t items, std::size_t processes) noexcept {
+    const std::size_t per = 4 * processes;
+    const std::size_t size = (items + per - 1) / per;
+    return size == 0 ? 1 : size;
+}
+
+} // namespace detail
+
+template <class F, class... Args>
+detail::apply_result_t<F, Args...> pool::apply(F f, Args&&... args) {
+    auto result = apply_async(f, std::forward<Args>(args)...);
+    return result.take();
+}
+
+template <class F, class... Args>
+async_result<detail::apply_result_t<F, Args...>> pool::apply_async(F f, Args&&... args) {
+    using result_type = detail::apply_result_t<F, Args...>;
+    auto state = std::make_shared<detail::single_result<result_type>>();
+    submit(detail::encode_apply(f, args...), state);
+    return async_result<result_type>(std::move(state));
+}
+
+template <class F, class... Args, class Callback, class ErrorCallback>
+    requires(std::is_void_v<detail::apply_result_t<F, Args...>>
+                 ? std::invocable<Callback&>
+                 : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
+async_result<detail::apply_result_t<F, Args...>>
+pool::apply_async(F f, std::tuple<Args...> args, Callback callback, ErrorCallback error_callback) {
+    using result_type = detail::apply_result_t<F, Args...>;
+    auto state = std::make_shared<detail::single_result<result_type>>();
+    state->set_callbacks(std::move(callback), std::move(error_callback));
+    auto frame = std::apply(
+        [&f](const auto&... fields) { return detail::encode_apply<F, Args...>(f, fields...); },
+        args);
+    submit(std::move(frame), state);
+    return async_result<result_type>(std::move(state));
+}
+
+template <bool Star, class F, class Range, class Callback, class ErrorCallback>
+auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, Callback callback,
+                         ErrorCallback error_callback) {
+    PROCPOOL_CHECK_SENDABLE(F);
+    using item_type = std::ranges::range_value_t<Range>;
+    using result_type = detail::call_result_t<F, item_type, Star>;
+    static_assert(!std::is_void_v<result_type>,
+                  "procpool: map and starmap collect results, so the function must return a "
+                  "value; for side effects only, use apply_async in a loop");
+    if constexpr (Star)
+        static_assert(detail::is_tuple_like<item_type>::value,
+                      "procpool: starmap items must be std::tuple or std::pair");
+
+    auto encode = [&](auto&& range, std::size_t count) {
+        if (chunksize == 0)
+            chunksize = detail::default_chunksize(count, processes());
+        std::vector<std::vector<char>> frames;
+        frames.reserve((count + chunksize - 1) / chunksize);
+        std::optional<detail::frame_encoder<F, item_type, Star>> encoder;
+        for (auto&& element : range) {
+            // Binds directly for real elements, materialises a proxy (vector<bool>) once.
+            const item_type& item = element;
+            if (!encoder)
+                encoder.emplace(f, detail::frame_kind::task);
+            encoder->add(item);
+            if (encoder->size() == chunksize) {
+                frames.push_back(std::move(*encoder).finish());
+                encoder.reset();
+            }
+        }
+        if (encoder)
+            frames.push_back(std::move(*encoder).finish());
+        auto state = std::make_shared<detail::vector_result<result_type>>(count, chunksize);
+        state->set_callbacks(std::move(callback), std::move(error_callback));
+        submit(std::move(frames), state);
+        state->finish_if_empty();
+        return async_result<std::vector<result_type>>(std::move(state));
+    };
+
+    // Python's map makes a list of the iterable first; a sized range that can be walked twice
+    // needs no copy.
+    if constexpr (std::ranges::sized_range<Range> && std::ranges::forward_range<Range>) {
+        return encode(items, static_cast<std::size_t>(std::ranges::size(items)));
+    } else {
+        std::vector<item_type> list;
+        for (auto&& element : items)
+            list.push_back(element);
+        return encode(list, list.size());
+    }
+}
+
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<F, Range>> pool::map(F f, Range&& items, std::size_t chunksize) {
+    auto result = map_async(f, std::forward<Range>(items), chunksize);
+    return result.take();
+}
+
+template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
+async_result<std::vector<detail::map_result_t<F, Range>>>
+pool::map_async(F f, Range&& items, std::size_t chunksize, Callback callback,
+                ErrorCallback error_callback) {
+    return submit_chunks<false>(f, std::forward<Range>(items), chunksize, std::move(callback),
+                                std::move(error_callback));
+}
+
+template <class F, std::ranges::input_range Range>
+std::vector<detail::starmap_result_t<F, Range>> pool::starmap(F f, Range&& tuples,
+                                                              std::size_t chunksize) {
+    auto result = starmap_async(f, std::forward<Range>(tuples), chunksize);
+    return result.take();
+}
+
+template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
+async_result<std::vector<detail::starmap_result_t<F, Range>>>
+pool::starmap_async(F f, Range&& tuples, std::size_t chunksize, Callback callback,
+                    ErrorCallback error_callback) {
+    return submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, std::move(callback),
+                               std::move(error_callback));
+}
+
+} // namespace procpool

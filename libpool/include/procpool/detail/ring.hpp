@@ -1,0 +1,283 @@
+// A lock-free single-producer single-consumer byte ring in shared memory, and the frames that
+// travel through it.
+//
+// Layout: a ring_control (two 64-bit counters, each on its own cache line) and `capacity`
+// bytes of data, capacity a power of two. `head` counts bytes ever published by the producer,
+// `tail` bytes ever released by the consumer; both only grow (2^64 bytes do not wrap in the
+// life of a pool), so used = head - tail and no byte is wasted to tell full from empty.
+//
+// A frame is a u64 length and that many bytes. A frame larger than the free space, or than the
+// whole ring, is written in fragments as space frees up (frame_writer) and reassembled by the
+// reader (frame_reader): there is no size limit but memory.
+//
+// Memory ordering. Producer: copy bytes into data, then head.store(release)  [SYNC POINT WRITE
+// data]; consumer: head.load(acquire) [SYNC POINT READ data], then read the bytes. Consumer:
+// read bytes, then tail.store(release) [SYNC POINT WRITE free space]; producer:
+// tail.load(acquire) [SYNC POINT READ free space] before overwriting them. Each side caches
+// the other's counter (rigtorp's SPSCQueue) and reloads it only when the cache says "no room"
+// or "nothing to read", which keeps the other side's cache line out of the hot loop.
+//
+// What a crash leaves behind. A producer killed mid-frame leaves head at the last fragment it
+// published; a consumer killed mid-frame leaves tail at the last fragment it released. The
+// surviving side sees a ring that never fills or never drains, not corrupt data. Only the
+// parent resets a ring (reset_after_crash), after it has reaped the worker that used it and
+// read every complete frame it had published, so no process touches the ring during a reset.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace procpool::detail {
+
+/// Both processes must agree on this, so it is fixed rather than
+/// std::hardware_destructive_interference_size (which GCC 12 warns may differ between builds).
+inline constexpr std::size_t cache_line = 64;
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "the rings share 64-bit atomics between processes: they must be lock-free, "
+              "a lock-based atomic would put a process-local lock in shared memory");
+
+/// The shared part of a ring: lives in the segment, addressed only through offsets.
+///
+///   +0   head  (producer writes, consumer reads)   cache line 0
+///   +64  tail  (consumer writes, producer reads)   cache line 1
+struct ring_control {
+    alignas(cache_line) std::atomic<std::uint64_t> head{0};
+    alignas(cache_line) std::atomic<std::uint64_t> tail{0};
+};
+static_assert(sizeof(ring_control) == 2 * cache_line, "ring_control is shared: keep it fixed");
+
+/// The producer's view of a ring. One per process side; never shared between threads.
+class ring_producer {
+public:
+    ring_producer() = default;
+    ring_producer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
+        : control_(control), data_(data), capacity_(capacity),
+          // relaxed: the view is made while the ring is idle (attach or reset), ordered by the
+          // segment handshake or by waitpid.
+          head_(control->head.load(std::memory_order_relaxed)),
+          tail_cache_(control->tail.load(std::memory_order_relaxed)) {}
+
+    /// Bytes that can be written now. Wait-free.
+    std::uint64_t writable() noexcept {
+        // SYNC POINT READ free space: pairs with the consumer's tail.store(release).
+        tail_cache_ = control_->tail.load(std::memory_order_acquire);
+        return capacity_ - (head_ - tail_cache_);
+    }
+
+    /// Copies up to `n` bytes of `src` into the ring; returns how many. Wait-free.
+    std::size_t write_some(const void* src, std::size_t n) noexcept {
+        std::uint64_t room = capacity_ - (head_ - tail_cache_);
+        if (room < n)
+            room = writable();
+        const std::size_t count = n < room ? n : static_cast<std::size_t>(room);
+        if (count == 0)
+            return 0;
+        copy_in(head_, static_cast<const std::byte*>(src), count);
+        head_ += count;
+        // SYNC POINT WRITE data: pairs with the consumer's head.load(acquire).
+        control_->head.store(head_, std::memory_order_release);
+        return count;
+    }
+
+    /// Writes the whole frame (length and bytes) or nothing. Wait-free.
+    bool try_push(std::span<const std::byte> frame) noexcept {
+        const std::uint64_t need = sizeof(std::uint64_t) + frame.size();
+        if (capacity_ - (head_ - tail_cache_) < need && writable() < need)
+            return false;
+        const std::uint64_t length = frame.size();
+        copy_in(head_, reinterpret_cast<const std::byte*>(&length), sizeof length);
+        copy_in(head_ + sizeof length, frame.data(), frame.size());
+        head_ += need;
+        // SYNC POINT WRITE data: as in write_some.
+        control_->head.store(head_, std::memory_order_release);
+        return true;
+    }
+
+    std::uint64_t capacity() const noexcept { return capacity_; }
+    /// Bytes ever written through this view's ring (its head).
+    std::uint64_t position() const noexcept { return head_; }
+
+private:
+    void copy_in(std::uint64_t position, const std::byte* src, std::size_t n) noexcept {
+        const std::size_t at = static_cast<std::size_t>(position & (capacity_ - 1));
+        const std::size_t first = n < capacity_ - at ? n : static_cast<std::size_t>(capacity_ - at);
+        std::memcpy(data_ + at, src, first);
+        std::memcpy(data_, src + first, n - first);
+    }
+
+    ring_control* control_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t head_ = 0;       // our own counter: only we write head
+    std::uint64_t tail_cache_ = 0; // last tail seen; free space is at least capacity - (head - tail_cache)
+};
+
+/// The consumer's view of a ring. One per process side; never shared between threads.
+class ring_consumer {
+public:
+    ring_consumer() = default;
+    ring_consumer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
+        : control_(control), data_(data), capacity_(capacity),
+          // relaxed: as in ring_producer's constructor.
+          tail_(control->tail.load(std::memory_order_relaxed)),
+          head_cache_(control->head.load(std::memory_order_relaxed)) {}
+
+    /// Bytes that can be read now. Wait-free.
+    std::uint64_t readable() noexcept {
+        // SYNC POINT READ data: pairs with the producer's head.store(release).
+        head_cache_ = control_->head.load(std::memory_order_acquire);
+        return head_cache_ - tail_;
+    }
+
+    /// Copies up to `n` bytes out of the ring; returns how many. Wait-free.
+    std::size_t read_some(void* dst, std::size_t n) noexcept {
+        std::uint64_t have = head_cache_ - tail_;
+        if (have < n)
+            have = readable();
+        const std::size_t count = n < have ? n : static_cast<std::size_t>(have);
+        if (count == 0)
+            return 0;
+        copy_out(tail_, static_cast<std::byte*>(dst), count);
+        tail_ += count;
+        // SYNC POINT WRITE free space: pairs with the producer's tail.load(acquire).
+        control_->tail.store(tail_, std::memory_order_release);
+        return count;
+    }
+
+    /// Pops one whole frame into `out` when all of it is in the ring; false otherwise.
+    /// Allocates when `out` is too small, so not noexcept.
+    bool try_pop(std::vector<std::byte>& out) {
+        std::uint64_t have = head_cache_ - tail_;
+        if (have < sizeof(std::uint64_t) && (have = readable()) < sizeof(std::uint64_t))
+            return false;
+        std::uint64_t length = 0;
+        copy_out(tail_, reinterpret_cast<std::byte*>(&length), sizeof length);
+        if (have < sizeof length + length && readable() < sizeof length + length)
+            return false;
+        out.resize(static_cast<std::size_t>(length));
+        copy_out(tail_ + sizeof length, out.data(), out.size());
+        tail_ += sizeof length + length;
+        // SYNC POINT WRITE free space: as in read_some.
+        control_->tail.store(tail_, std::memory_order_release);
+        return true;
+    }
+
+    std::uint64_t capacity() const noexcept { return capacity_; }
+    /// Bytes ever read through this view's ring (its tail).
+    std::uint64_t position() const noexcept { return tail_; }
+
+private:
+    void copy_out(std::uint64_t position, std::byte* dst, std::size_t n) const noexcept {
+        const std::size_t at = static_cast<std::size_t>(position & (capacity_ - 1));
+        const std::size_t first = n < capacity_ - at ? n : static_cast<std::size_t>(capacity_ - at);
+        std::memcpy(dst, data_ + at, first);
+        std::memcpy(dst + first, data_, n - first);
+    }
+
+    ring_control* control_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t tail_ = 0;       // our own counter: only we write tail
+    std::uint64_t head_cache_ = 0; // last head seen; readable is at least head_cache - tail
+};
+
+/// Streams one frame at a time into a ring, in as many fragments as space allows.
+/// The frame's bytes must stay alive until done().
+class frame_writer {
+public:
+    /// Starts a frame; the previous one must be done().
+    void start(std::span<const std::byte> frame) noexcept {
+        length_ = frame.size();
+        frame_ = frame;
+        written_ = 0;
+        active_ = true;
+    }
+
+    /// Writes what fits now; returns the bytes written. Wait-free.
+    std::size_t pump(ring_producer& ring) noexcept {
+        if (!active_)
+            return 0;
+        std::size_t total = 0;
+        constexpr std::size_t prefix = sizeof(std::uint64_t);
+        if (written_ < prefix) {
+            const auto* bytes = reinterpret_cast<const std::byte*>(&length_);
+            const std::size_t n = ring.write_some(bytes + written_, prefix - written_);
+            written_ += n;
+            total += n;
+            if (written_ < prefix)
+                return total;
+        }
+        const std::uint64_t body = written_ - prefix;
+        const std::size_t n = ring.write_some(frame_.data() + body, frame_.size() - body);
+        written_ += n;
+        total += n;
+        if (written_ == prefix + length_)
+            active_ = false;
+        return total;
+    }
+
+    /// True while a frame is started and not fully written.
+    bool busy() const noexcept { return active_; }
+
+private:
+    std::span<const std::byte> frame_;
+    std::uint64_t length_ = 0;
+    std::uint64_t written_ = 0;
+    bool active_ = false;
+};
+
+/// Reassembles frames from a ring, however they were fragmented.
+class frame_reader {
+public:
+    /// Reads what is there; true when a whole frame is ready in frame(). Call reset() after
+    /// using it. Allocates the frame's buffer, so it may throw std::bad_alloc.
+    bool pump(ring_consumer& ring) {
+        constexpr std::size_t prefix = sizeof(std::uint64_t);
+        if (got_ < prefix) {
+            auto* bytes = reinterpret_cast<std::byte*>(&length_);
+            got_ += ring.read_some(bytes + got_, prefix - got_);
+            if (got_ < prefix)
+                return false;
+            buffer_.resize(static_cast<std::size_t>(length_));
+        }
+        const std::uint64_t body = got_ - prefix;
+        got_ += ring.read_some(buffer_.data() + body, buffer_.size() - body);
+        return got_ == prefix + length_;
+    }
+
+    /// True when part of a frame has been read.
+    bool partial() const noexcept { return got_ != 0; }
+
+    std::span<const std::byte> frame() const noexcept { return buffer_; }
+
+    /// Forgets the frame. The buffer's capacity is kept for the next one, unless it is large
+    /// enough that keeping it would pin memory for the life of the pool.
+    void reset() noexcept {
+        got_ = 0;
+        length_ = 0;
+        if (buffer_.capacity() > keep_capacity)
+            std::vector<std::byte>().swap(buffer_);
+    }
+
+private:
+    static constexpr std::size_t keep_capacity = std::size_t{16} << 20;
+
+    std::vector<std::byte> buffer_;
+    std::uint64_t length_ = 0;
+    std::uint64_t got_ = 0;
+};
+
+/// Puts a ring back to empty. Only for a ring no process uses: see the file comment.
+inline void reset_after_crash(ring_control& control) noexcept {
+    // relaxed: nobody else touches the ring now; the next user is ordered after us by the
+    // release/acquire of its attach handshake (or by fork/exec).
+    control.head.store(0, std::memory_order_relaxed);
+    control.tail.store(0, std::memory_order_relaxed);
+}
+
+} // namespace procpool::detail

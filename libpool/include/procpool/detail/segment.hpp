@@ -1,0 +1,133 @@
+// The shared-memory segment of one pool: an ABI between the parent and its workers.
+//
+//   offset 0              segment_header   magic, layout version, sizes, parent's event
+//   header_bytes          worker_slot[0..N) one per worker: state, pid, its event, ring controls
+//   data_offset           ring data: inbox 0 | outbox 0 | inbox 1 | outbox 1 | ...  (ring_bytes each)
+//
+// Everything is addressed by offsets computed from the header's sizes (segment_layout), never
+// by pointers, so every process may map the segment anywhere. A worker checks magic, version,
+// and every size against what its own build computes before it touches anything else.
+//
+// Name and lifetime: "/procpool-<parent pid>-<64 random bits>", created exclusively with mode
+// 0600. The parent removes the name when the pool ends; a worker whose parent died removes it
+// (its watchdog); a new pool removes names whose parent pid no longer runs. So a segment
+// outlives neither a normal exit nor a kill -9 of its parent.
+#pragma once
+
+#include <procpool/detail/event.hpp>
+#include <procpool/detail/ring.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace procpool::detail {
+
+inline constexpr std::uint64_t segment_magic = 0x4c4f4f5050434f52ULL; // "ROCPPOOL" little-endian
+inline constexpr std::uint32_t segment_layout_version = 1;
+
+/// Lifecycle of a worker slot, written by the worker (attached, ready, exiting) and reset by
+/// the parent for each new worker.
+enum class slot_state : std::uint32_t { empty = 0, spawned, attached, ready, exiting };
+
+struct segment_header {
+    std::uint64_t magic = 0;
+    std::uint32_t layout_version = 0;
+    std::uint32_t worker_count = 0;
+    std::uint64_t header_bytes = 0;
+    std::uint64_t slot_bytes = 0;
+    std::uint64_t ring_bytes = 0;
+    std::uint64_t segment_bytes = 0;
+    std::uint64_t module_key = 0; ///< the parent's main module: a worker must match it
+    std::int64_t owner_pid = 0;
+    std::uint64_t max_tasks_per_child = 0; ///< 0: no limit
+    std::uint32_t has_initializer = 0;     ///< 1: each worker's first frame is the initializer
+    std::uint32_t reserved = 0;
+    alignas(cache_line) event_word parent_event; ///< the parent's I/O thread sleeps here
+};
+
+/// One worker's control block.
+///
+///   line 0   generation, pid, state, stop, running_task   (worker writes, parent reads)
+///   line 1   event: the worker sleeps here
+///   line 2-3 inbox ring_control   (parent produces, worker consumes)
+///   line 4-5 outbox ring_control  (worker produces, parent consumes)
+struct worker_slot {
+    alignas(cache_line) std::atomic<std::uint32_t> generation{0};
+    std::atomic<std::int32_t> pid{0};
+    std::atomic<slot_state> state{slot_state::empty};
+    std::atomic<std::uint32_t> stop{0};          ///< 1: leave once the inbox is empty
+    std::atomic<std::uint64_t> running_task{0};  ///< task id being run, 0 between tasks
+    alignas(cache_line) event_word event;
+    ring_control inbox;
+    ring_control outbox;
+};
+static_assert(sizeof(worker_slot) == 6 * cache_line, "worker_slot is shared: keep it fixed");
+static_assert(std::atomic<slot_state>::is_always_lock_free,
+              "slot state is shared between processes: it must be lock-free");
+
+/// Offsets of everything in a segment of `workers` workers with rings of `ring_bytes`.
+struct segment_layout {
+    std::uint32_t workers = 0;
+    std::uint64_t ring_bytes = 0;
+
+    static constexpr std::uint64_t page = 4096;
+    static constexpr std::uint64_t header_bytes() {
+        return (sizeof(segment_header) + cache_line - 1) / cache_line * cache_line;
+    }
+    std::uint64_t slot_offset(std::uint32_t i) const {
+        return header_bytes() + std::uint64_t{i} * sizeof(worker_slot);
+    }
+    std::uint64_t data_offset() const {
+        return (slot_offset(workers) + page - 1) / page * page;
+    }
+    std::uint64_t inbox_offset(std::uint32_t i) const { return data_offset() + 2 * i * ring_bytes; }
+    std::uint64_t outbox_offset(std::uint32_t i) const { return inbox_offset(i) + ring_bytes; }
+    std::uint64_t total_bytes() const { return data_offset() + 2 * workers * ring_bytes; }
+};
+
+/// A mapped segment. The parent creates it, workers attach to it. Not thread-safe itself; the
+/// shared data inside is synchronised by the atomics above.
+class segment {
+public:
+    /// Creates a new segment (see the file comment for name and mode). Throws procpool::error
+    /// naming the call that failed.
+    static segment create(std::uint32_t workers, std::uint64_t ring_bytes);
+
+    /// Maps an existing segment and checks its header against this build. Throws procpool::error
+    /// saying what did not match.
+    static segment attach(const std::string& name);
+
+    /// No segment; assign one from create() or attach().
+    segment() noexcept;
+    segment(segment&&) noexcept;
+    segment& operator=(segment&&) noexcept;
+    ~segment();
+
+    segment_header& header() const noexcept;
+    worker_slot& slot(std::uint32_t i) const noexcept;
+    ring_producer inbox_producer(std::uint32_t i) const noexcept;
+    ring_consumer inbox_consumer(std::uint32_t i) const noexcept;
+    ring_producer outbox_producer(std::uint32_t i) const noexcept;
+    ring_consumer outbox_consumer(std::uint32_t i) const noexcept;
+    const segment_layout& layout() const noexcept;
+    const std::string& name() const noexcept;
+
+    /// Removes the name (the mapping stays valid). Idempotent, never throws.
+    void remove_name() noexcept;
+
+private:
+    struct impl;
+    explicit segment(std::unique_ptr<impl> p) noexcept;
+    std::unique_ptr<impl> impl_;
+};
+
+/// Removes the names of segments whose parent process no longer runs. Never throws.
+void sweep_orphaned_segments() noexcept;
+
+/// Removes a segment name. For a worker whose parent died. Async-signal-safe.
+void remove_segment_name(const char* name) noexcept;
+
+} // namespace procpool::detail

@@ -1,0 +1,221 @@
+// Task encoding (parent) and trampolines (worker) for one task type.
+//
+// A task type is (F, Item, Star): the function type, the type of one item, and whether an item
+// is a tuple to unpack into the arguments (apply, starmap) or a single argument (map, imap).
+// invoker<F, Item, Star>::run is the trampoline: it decodes the function object and the items,
+// calls the function on each, and encodes the results. It throws on any failure and the worker
+// reports what it threw; the stage it had reached tells a decoding failure from a task's own.
+#pragma once
+
+#include <procpool/detail/codec.hpp>
+#include <procpool/detail/exception_codec.hpp>
+#include <procpool/detail/task_identity.hpp>
+#include <procpool/detail/wire.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace procpool {
+
+/// Opt-in for a function object that is serialized by a free `serialize` function rather than
+/// a member: `template <> inline constexpr bool is_serializable_function<my_fn> = true;`.
+template <class F>
+inline constexpr bool is_serializable_function = false;
+
+} // namespace procpool
+
+namespace procpool::detail {
+
+/// What the worker hands a trampoline, and what the trampoline reports back.
+struct task_call {
+    const void* function = nullptr;  ///< decoded function pointer, when the task has one
+    std::span<const char> input;     ///< archive: [function object] item...
+    std::uint64_t item_count = 0;
+    std::vector<char>* output = nullptr; ///< the result archive is appended here
+    std::uint64_t ok_count = 0;      ///< items whose results are in *output
+    task_stage stage = task_stage::decoding;
+};
+
+template <class F>
+concept function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+
+template <class F>
+concept stateless_function_object = std::is_class_v<F> && std::is_empty_v<F> &&
+                                    std::default_initializable<F> && std::copy_constructible<F>;
+
+template <class F>
+concept serializable_function_object =
+    std::is_class_v<F> && std::default_initializable<F> &&
+    (is_serializable_function<F> ||
+     requires(F& f, boost::archive::binary_oarchive& oa, boost::archive::binary_iarchive& ia) {
+         f.serialize(oa, 0u);
+         f.serialize(ia, 0u);
+     });
+
+/// What may be sent to a worker as a task function.
+template <class F>
+concept sendable_function =
+    function_pointer<F> || stateless_function_object<F> || serializable_function_object<F>;
+
+#define PROCPOOL_CHECK_SENDABLE(F)                                                                 \
+    static_assert(::procpool::detail::sendable_function<F>,                                        \
+                  "procpool: a task function must be a function, a function pointer, a "           \
+                  "captureless lambda, or a function object that is empty or serializable. A "     \
+                  "capturing lambda cannot travel to a worker process: pass what it captures as "  \
+                  "arguments instead (apply_async(f, x, y)), or give the function object a "       \
+                  "serialize() member.")
+
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class... Ts>
+struct is_tuple_like<std::tuple<Ts...>> : std::true_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+
+template <class F, class Item, bool Star>
+struct call_result;
+template <class F, class Item>
+struct call_result<F, Item, false> {
+    using type = std::decay_t<std::invoke_result_t<F&, Item&&>>;
+};
+template <class F, class... Ts>
+struct call_result<F, std::tuple<Ts...>, true> {
+    using type = std::decay_t<std::invoke_result_t<F&, Ts&&...>>;
+};
+template <class F, class A, class B>
+struct call_result<F, std::pair<A, B>, true> {
+    using type = std::decay_t<std::invoke_result_t<F&, A&&, B&&>>;
+};
+
+/// The result type of one item of a task type.
+template <class F, class Item, bool Star>
+using call_result_t = typename call_result<F, Item, Star>::type;
+
+template <class F>
+F load_function(boost::archive::binary_iarchive& ia, const void* function) {
+    if constexpr (function_pointer<F>) {
+        // Conditionally supported in ISO C++, always supported on POSIX (dlsym relies on it).
+        return reinterpret_cast<F>(const_cast<void*>(function));
+    } else if constexpr (stateless_function_object<F>) {
+        return F{};
+    } else {
+        F f;
+        ia >> f;
+        return f;
+    }
+}
+
+/// The trampoline of one task type; see the file comment.
+template <class F, class Item, bool Star>
+struct invoker {
+    using result_type = call_result_t<F, Item, Star>;
+
+    static void run(task_call& call) {
+        span_source source(call.input);
+        boost::archive::binary_iarchive ia(source, archive_flags);
+        F f = load_function<F>(ia, call.function);
+        vector_sink sink(*call.output);
+        boost::archive::binary_oarchive oa(sink, archive_flags);
+        for (std::uint64_t i = 0; i < call.item_count; ++i) {
+            call.stage = task_stage::decoding;
+            Item item;
+            ia >> item;
+            call.stage = task_stage::running;
+            if constexpr (std::is_void_v<result_type>) {
+                invoke_item(f, std::move(item));
+            } else {
+                const result_type result = invoke_item(f, std::move(item));
+                call.stage = task_stage::encoding;
+                oa << result;
+            }
+            ++call.ok_count;
+        }
+    }
+
+    /// This trampoline's identity, computed once. Odr-uses `registered`, so that every process
+    /// running this binary registers the trampoline before main().
+    static code_address identity() {
+        static_cast<void>(registered);
+        static const code_address address = to_code_address(reinterpret_cast<const void*>(&run));
+        return address;
+    }
+
+private:
+    static decltype(auto) invoke_item(F& f, Item&& item) {
+        if constexpr (Star)
+            return std::apply(f, std::move(item));
+        else
+            return std::invoke(f, std::move(item));
+    }
+
+    static inline const bool registered = (register_trampoline(&run), true);
+};
+
+/// Builds one task frame in the parent: the header, then the function object when it has
+/// state, then the items. Throws serialization_error when a value cannot be encoded.
+template <class F, class Item, bool Star>
+class frame_encoder {
+public:
+    frame_encoder(const F& f, frame_kind kind) : sink_(frame_), archive_(sink_, archive_flags) {
+        header_.kind = kind;
+        header_.trampoline = invoker<F, Item, Star>::identity();
+        if constexpr (function_pointer<F>)
+            header_.function = to_code_address(reinterpret_cast<const void*>(f));
+        frame_.reserve(sizeof(task_header) + 64);
+        append_pod(frame_, header_); // patched in finish()
+        if constexpr (!function_pointer<F> && !stateless_function_object<F>)
+            guarded([&] { archive_ << f; });
+    }
+
+    template <class T>
+    void add(const T& item) {
+        guarded([&] { archive_ << item; });
+        ++header_.item_count;
+    }
+
+    /// Adds one item made of `fields`, written in order: what a std::tuple of them reads back
+    /// as (see tuple_serialization.hpp), without building the tuple.
+    template <class... Ts>
+    void add_fields(const Ts&... fields) {
+        guarded([&] { ((archive_ << fields), ...); });
+        ++header_.item_count;
+    }
+
+    std::uint64_t size() const noexcept { return header_.item_count; }
+
+    /// The finished frame; the encoder is spent afterwards.
+    std::vector<char> finish() && {
+        std::memcpy(frame_.data(), &header_, sizeof header_);
+        return std::move(frame_);
+    }
+
+private:
+    template <class Fn>
+    static void guarded(Fn&& fn);
+
+    task_header header_;
+    std::vector<char> frame_;
+    vector_sink sink_;
+    boost::archive::binary_oarchive archive_;
+};
+
+/// Rethrows the exception in flight as serialization_error naming what was being encoded.
+[[noreturn]] void throw_encode_error(const char* what);
+
+template <class F, class Item, bool Star>
+template <class Fn>
+void frame_encoder<F, Item, Star>::guarded(Fn&& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        throw_encode_error(e.what());
+    }
+}
+
+} // namespace procpool::detail

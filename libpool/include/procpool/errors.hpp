@@ -1,0 +1,79 @@
+// Errors thrown by ProcPool itself. Everything here derives from procpool::error, which is a
+// std::runtime_error, so `catch (const std::runtime_error&)` sees all of them.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace procpool {
+
+/// Base of every error the pool throws itself (Python: the pool's own exceptions).
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// `async_result::get(timeout)` or `imap_result::next(timeout)` ran out of time
+/// (Python: multiprocessing.TimeoutError). The result stays usable: wait again.
+class timeout_error : public error {
+public:
+    using error::error;
+};
+
+/// The call does not fit the pool's state: submitting to a closed or terminated pool,
+/// `join()` before `close()`, `successful()` before the result is ready, a result that can
+/// never complete because the pool was terminated, or a worker process that reached a pool
+/// constructor without calling `procpool::init` (Python: ValueError / AssertionError).
+class state_error : public error {
+public:
+    using error::error;
+};
+
+/// The worker process running this task died (killed by a signal, or exited) before it
+/// returned a result. Carries the worker's pid and either its exit code or its signal.
+class worker_lost_error : public error {
+public:
+    worker_lost_error(const std::string& what, int pid, std::optional<int> exit_code,
+                      std::optional<int> signal)
+        : error(what), pid_(pid), exit_code_(exit_code), signal_(signal) {}
+
+    /// The process id of the worker that died.
+    int pid() const noexcept { return pid_; }
+    /// The worker's exit status when it exited; empty when a signal ended it.
+    std::optional<int> exit_code() const noexcept { return exit_code_; }
+    /// The signal that ended the worker (SIGKILL, SIGSEGV, ...); empty when it exited.
+    std::optional<int> signal() const noexcept { return signal_; }
+
+private:
+    int pid_;
+    std::optional<int> exit_code_;
+    std::optional<int> signal_;
+};
+
+/// A task threw an exception of a type the parent cannot recreate (anything but the standard
+/// exception types and ProcPool's own). `what()` reads "TYPE: MESSAGE".
+class remote_error : public error {
+public:
+    remote_error(std::string type_name, std::string message)
+        : error(type_name + ": " + message), type_name_(std::move(type_name)),
+          message_(std::move(message)) {}
+
+    /// The demangled type name of the exception thrown in the worker.
+    const std::string& type_name() const noexcept { return type_name_; }
+    /// Its `what()`, or empty when the type was not a std::exception.
+    const std::string& message() const noexcept { return message_; }
+
+private:
+    std::string type_name_;
+    std::string message_;
+};
+
+/// An argument, a function object or a result could not be encoded or decoded with
+/// Boost.Serialization (Python: PicklingError).
+class serialization_error : public error {
+public:
+    using error::error;
+};
+
+} // namespace procpool

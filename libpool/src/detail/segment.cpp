@@ -1,0 +1,187 @@
+// The pool's shared-memory segment, on Boost.Interprocess: see detail/segment.hpp.
+#include <procpool/detail/segment.hpp>
+#include <procpool/detail/task_identity.hpp>
+#include <procpool/detail/throw_error.hpp>
+#include <procpool/errors.hpp>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <random>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace procpool::detail {
+
+namespace bip = boost::interprocess;
+
+namespace {
+constexpr const char* name_prefix = "procpool-";
+
+std::string random_name() {
+    std::random_device entropy; // getrandom(2) on Linux
+    const std::uint64_t bits = (std::uint64_t{entropy()} << 32) | entropy();
+    char name[64];
+    std::snprintf(name, sizeof name, "%s%d-%016llx", name_prefix, static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(bits));
+    return name;
+}
+} // namespace
+
+struct segment::impl {
+    std::string name;
+    bool owner = false;
+    bip::mapped_region region;
+    segment_layout layout;
+
+    std::byte* base() const noexcept { return static_cast<std::byte*>(region.get_address()); }
+};
+
+segment::segment(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+segment::segment() noexcept = default;
+segment::segment(segment&&) noexcept = default;
+segment& segment::operator=(segment&&) noexcept = default;
+
+segment::~segment() {
+    if (impl_ && impl_->owner)
+        remove_name();
+}
+
+segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes) {
+    auto p = std::make_unique<impl>();
+    p->owner = true;
+    p->layout = segment_layout{workers, ring_bytes};
+    const std::uint64_t size = p->layout.total_bytes();
+    bip::permissions mode(0600);
+    for (int attempt = 0;; ++attempt) {
+        p->name = random_name();
+        try {
+            // create_only is O_CREAT | O_EXCL: an existing name is never reused.
+            bip::shared_memory_object shm(bip::create_only, p->name.c_str(), bip::read_write, mode);
+            try {
+                shm.truncate(static_cast<bip::offset_t>(size));
+                p->region = bip::mapped_region(shm, bip::read_write, 0, size);
+            } catch (...) {
+                bip::shared_memory_object::remove(p->name.c_str());
+                throw;
+            }
+            break; // the descriptor closes here; the mapping stays
+        } catch (const bip::interprocess_exception& e) {
+            if (e.get_error_code() == bip::already_exists_error && attempt < 8)
+                continue;
+            throw error("procpool: cannot create the shared-memory segment /dev/shm/" + p->name +
+                        " of " + std::to_string(size) + " bytes: " + e.what());
+        }
+    }
+    // A fresh object is zero-filled: every atomic starts at 0. Construct the header in place.
+    auto* header = new (p->base()) segment_header{};
+    header->magic = segment_magic;
+    header->layout_version = segment_layout_version;
+    header->worker_count = workers;
+    header->header_bytes = segment_layout::header_bytes();
+    header->slot_bytes = sizeof(worker_slot);
+    header->ring_bytes = ring_bytes;
+    header->segment_bytes = size;
+    header->module_key = main_module_key();
+    header->owner_pid = ::getpid();
+    for (std::uint32_t i = 0; i < workers; ++i)
+        new (p->base() + p->layout.slot_offset(i)) worker_slot{};
+    return segment(std::move(p));
+}
+
+segment segment::attach(const std::string& name) {
+    auto p = std::make_unique<impl>();
+    p->name = name;
+    try {
+        bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
+        bip::offset_t size = 0;
+        if (!shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(segment_header)))
+            throw error("procpool: shared-memory segment " + name +
+                        " is too small to be a pool's");
+        p->region = bip::mapped_region(shm, bip::read_write, 0, static_cast<std::size_t>(size));
+    } catch (const bip::interprocess_exception& e) {
+        throw error("procpool: cannot open the pool's shared-memory segment " + name + ": " +
+                    e.what());
+    }
+    const auto& h = *reinterpret_cast<const segment_header*>(p->base());
+    auto refuse = [&](const std::string& why) {
+        throw error("procpool: shared-memory segment " + name + " refused: " + why);
+    };
+    if (h.magic != segment_magic)
+        refuse("bad magic (not a ProcPool segment)");
+    if (h.layout_version != segment_layout_version)
+        refuse("layout version " + std::to_string(h.layout_version) + ", this build speaks " +
+               std::to_string(segment_layout_version));
+    p->layout = segment_layout{h.worker_count, h.ring_bytes};
+    if (h.header_bytes != segment_layout::header_bytes() || h.slot_bytes != sizeof(worker_slot))
+        refuse("header or slot size differs from this build's");
+    if (h.ring_bytes == 0 || (h.ring_bytes & (h.ring_bytes - 1)) != 0)
+        refuse("ring size " + std::to_string(h.ring_bytes) + " is not a power of two");
+    if (h.segment_bytes != p->layout.total_bytes() || h.segment_bytes > p->region.get_size())
+        refuse("segment size " + std::to_string(h.segment_bytes) +
+               " does not match its layout");
+    if (h.module_key != main_module_key())
+        refuse("the worker's executable is not the parent's (build-id differs: was the "
+               "program rebuilt while the pool ran?)");
+    return segment(std::move(p));
+}
+
+segment_header& segment::header() const noexcept {
+    return *reinterpret_cast<segment_header*>(impl_->base());
+}
+worker_slot& segment::slot(std::uint32_t i) const noexcept {
+    return *reinterpret_cast<worker_slot*>(impl_->base() + impl_->layout.slot_offset(i));
+}
+ring_producer segment::inbox_producer(std::uint32_t i) const noexcept {
+    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i), impl_->layout.ring_bytes};
+}
+ring_consumer segment::inbox_consumer(std::uint32_t i) const noexcept {
+    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i), impl_->layout.ring_bytes};
+}
+ring_producer segment::outbox_producer(std::uint32_t i) const noexcept {
+    return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
+            impl_->layout.ring_bytes};
+}
+ring_consumer segment::outbox_consumer(std::uint32_t i) const noexcept {
+    return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
+            impl_->layout.ring_bytes};
+}
+const segment_layout& segment::layout() const noexcept { return impl_->layout; }
+const std::string& segment::name() const noexcept { return impl_->name; }
+
+void segment::remove_name() noexcept {
+    if (impl_)
+        remove_segment_name(impl_->name.c_str());
+}
+
+void remove_segment_name(const char* name) noexcept {
+    // shm_unlink is async-signal-safe; ENOENT (already removed) is fine.
+    ::shm_unlink(name);
+}
+
+void sweep_orphaned_segments() noexcept {
+    DIR* dir = ::opendir("/dev/shm");
+    if (dir == nullptr)
+        return;
+    const std::size_t prefix = std::strlen(name_prefix);
+    while (dirent* entry = ::readdir(dir)) {
+        if (std::strncmp(entry->d_name, name_prefix, prefix) != 0)
+            continue;
+        char* end = nullptr;
+        const long pid = std::strtol(entry->d_name + prefix, &end, 10);
+        if (pid <= 0 || end == nullptr || *end != '-')
+            continue;
+        // ESRCH: no such process, so nobody owns the segment. EPERM means it runs (as
+        // another user): leave it.
+        if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+            ::shm_unlink(entry->d_name);
+    }
+    ::closedir(dir);
+}
+
+} // namespace procpool::detail

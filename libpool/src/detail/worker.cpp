@@ -1,0 +1,249 @@
+// The worker loop. See detail/worker.hpp.
+//
+// What a crash here leaves: the parent's supervisor sees the exit through a pidfd, reads every
+// complete result frame this worker published, fails the one task named in running_task (if
+// any) with worker_lost_error, sends the tasks this worker had not started to other workers,
+// resets the rings, and starts a replacement.
+#include <procpool/detail/exception_codec.hpp>
+#include <procpool/detail/launch.hpp>
+#include <procpool/detail/segment.hpp>
+#include <procpool/detail/task.hpp>
+#include <procpool/detail/wire.hpp>
+#include <procpool/detail/worker.hpp>
+#include <procpool/errors.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <poll.h>
+#include <string>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+
+namespace procpool::detail {
+
+namespace {
+
+constexpr int exit_attach_failed = 3;
+constexpr int exit_initializer_failed = 4;
+constexpr auto worker_spin = std::chrono::microseconds(50);
+
+[[noreturn]] void leave(int status) {
+    std::fflush(nullptr);
+    // _exit, not exit: a worker must not run the program's static destructors (its main()
+    // never ran past init) nor flush stdio twice.
+    ::_exit(status);
+}
+
+/// Watches the parent; when it dies, removes the segment's name and ends this process, so
+/// neither the worker nor the shared memory outlives a killed parent.
+void start_watchdog(pid_t parent, std::string name) {
+    std::thread([parent, name = std::move(name)] {
+        const int fd = static_cast<int>(::syscall(SYS_pidfd_open, parent, 0));
+        if (fd >= 0 && ::getppid() == parent) {
+            pollfd p{fd, POLLIN, 0};
+            while (::poll(&p, 1, -1) < 0) {
+            }
+        } else {
+            // No pidfd (old kernel): poll the parent's pid instead.
+            while (::getppid() == parent)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        remove_segment_name(name.c_str());
+        ::_exit(1);
+    }).detach();
+}
+
+class worker {
+public:
+    worker(segment seg, unsigned index)
+        : seg_(std::move(seg)), index_(index), slot_(seg_.slot(index)),
+          inbox_(seg_.inbox_consumer(index)), outbox_(seg_.outbox_producer(index)),
+          max_tasks_(seg_.header().max_tasks_per_child) {}
+
+    [[noreturn]] void run() {
+        if (seg_.header().has_initializer == 0)
+            slot_.state.store(slot_state::ready, std::memory_order_release);
+        for (;;) {
+            if (!read_frame()) {
+                slot_.state.store(slot_state::exiting, std::memory_order_release);
+                leave(0);
+            }
+            handle(reader_.frame());
+            reader_.reset();
+            if (max_tasks_ != 0 && tasks_done_ >= max_tasks_) {
+                slot_.state.store(slot_state::exiting, std::memory_order_release);
+                leave(0);
+            }
+        }
+    }
+
+private:
+    /// Reads one whole frame; false when the parent asked us to stop and nothing is left.
+    bool read_frame() {
+        event_word& parent = seg_.header().parent_event;
+        for (;;) {
+            const std::uint64_t before = inbox_.position();
+            const bool done = reader_.pump(inbox_);
+            if (inbox_.position() != before)
+                notify(parent); // the parent may be waiting for inbox space
+            if (done)
+                return true;
+            if (!reader_.partial() && stopping())
+                return false;
+            wait_for(
+                slot_.event,
+                [&] { return inbox_.readable() > 0 || (!reader_.partial() && stopping()); },
+                worker_spin);
+        }
+    }
+
+    bool stopping() noexcept {
+        // acquire: pairs with the parent's release store of stop after its last frame.
+        return slot_.stop.load(std::memory_order_acquire) != 0 && inbox_.readable() == 0;
+    }
+
+    void handle(std::span<const std::byte> frame) {
+        const auto start = std::chrono::steady_clock::now();
+        output_.clear();
+        result_header result;
+        append_pod(output_, result);
+        const auto bytes = std::span<const char>(reinterpret_cast<const char*>(frame.data()),
+                                                 frame.size());
+        task_header task;
+        if (bytes.size() < sizeof task) {
+            fail(result, "procpool: a worker received a malformed task frame");
+        } else {
+            task = read_pod<task_header>(bytes);
+            result.task_id = task.task_id;
+            result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
+                                                               : frame_kind::result;
+            // release: the parent reads running_task after reaping us (see the file comment).
+            slot_.running_task.store(task.task_id, std::memory_order_release);
+            execute(task, bytes.subspan(sizeof task), result);
+        }
+        result.exec_ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count());
+        std::memcpy(output_.data(), &result, sizeof result);
+        write_frame();
+        // release: as above; the result is published, so this task is no longer at risk.
+        slot_.running_task.store(0, std::memory_order_release);
+
+        if (result.kind == frame_kind::initializer_done) {
+            if (result.failed)
+                leave(exit_initializer_failed);
+            slot_.state.store(slot_state::ready, std::memory_order_release);
+        } else {
+            ++tasks_done_;
+        }
+    }
+
+    void execute(const task_header& task, std::span<const char> input, result_header& result) {
+        const void* address = from_code_address(task.trampoline);
+        const trampoline_fn trampoline = address ? find_trampoline(address) : nullptr;
+        if (trampoline == nullptr) {
+            fail(result, "procpool: the worker does not know this task's function (no "
+                         "registered trampoline at that address): it runs a different binary");
+            return;
+        }
+        task_call call;
+        call.input = input;
+        call.item_count = task.item_count;
+        call.output = &output_;
+        if (task.function.module != 0) {
+            call.function = from_code_address(task.function);
+            if (call.function == nullptr) {
+                fail(result, "procpool: the task's function pointer does not point into "
+                             "executable code of a module loaded in the worker");
+                return;
+            }
+        }
+        try {
+            trampoline(call);
+        } catch (...) {
+            result.failed = 1;
+            result.ok_count = call.ok_count;
+            result.error_offset = output_.size() - sizeof(result_header);
+            append_current_exception(output_, call.stage);
+            return;
+        }
+        result.ok_count = call.ok_count;
+    }
+
+    void fail(result_header& result, const char* message) {
+        result.failed = 1;
+        result.ok_count = 0;
+        result.error_offset = output_.size() - sizeof(result_header);
+        append_pool_error(output_, message);
+    }
+
+    void write_frame() {
+        event_word& parent = seg_.header().parent_event;
+        writer_.start(std::as_bytes(std::span(output_)));
+        for (;;) {
+            if (writer_.pump(outbox_) > 0)
+                notify(parent);
+            if (!writer_.busy())
+                return;
+            wait_for(slot_.event, [&] { return outbox_.writable() > 0; }, worker_spin);
+        }
+    }
+
+    segment seg_;
+    unsigned index_;
+    worker_slot& slot_;
+    ring_consumer inbox_;
+    ring_producer outbox_;
+    frame_reader reader_;
+    frame_writer writer_;
+    std::vector<char> output_;
+    std::uint64_t max_tasks_;
+    std::uint64_t tasks_done_ = 0;
+};
+
+[[noreturn]] void refuse(const std::string& why) {
+    std::fprintf(stderr, "procpool worker %d: %s\n", static_cast<int>(::getpid()), why.c_str());
+    leave(exit_attach_failed);
+}
+
+} // namespace
+
+std::vector<std::string> worker_arguments(const std::string& segment_name, unsigned index,
+                                          unsigned generation, int parent_pid) {
+    return {worker_flag, segment_name, std::to_string(index), std::to_string(generation),
+            std::to_string(parent_pid)};
+}
+
+void run_worker(int argc, char** argv) {
+    if (argc != 6)
+        refuse("bad worker arguments");
+    const std::string name = argv[2];
+    const unsigned index = static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10));
+    const unsigned generation = static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10));
+    const pid_t parent = static_cast<pid_t>(std::strtol(argv[5], nullptr, 10));
+    // This process is a worker, and knows it: programs it starts are not.
+    ::unsetenv(worker_environment_variable);
+    if (::getppid() != parent)
+        refuse("the pool's process is gone");
+    start_watchdog(parent, name);
+    try {
+        segment seg = segment::attach(name);
+        if (index >= seg.header().worker_count)
+            refuse("worker index out of range");
+        worker_slot& slot = seg.slot(index);
+        // acquire: pairs with the parent's release store of the generation before the spawn.
+        if (slot.generation.load(std::memory_order_acquire) != generation)
+            refuse("the slot belongs to another worker generation");
+        slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+        slot.state.store(slot_state::attached, std::memory_order_release);
+        worker(std::move(seg), index).run();
+    } catch (const std::exception& e) {
+        refuse(e.what());
+    }
+}
+
+} // namespace procpool::detail

@@ -1,0 +1,14 @@
+#include <procpool/detail/worker.hpp>
+#include <procpool/init.hpp>
+
+#include <cstring>
+
+namespace procpool {
+
+void init(int argc, char** argv) {
+    if (argc >= 2 && argv != nullptr && argv[1] != nullptr &&
+        std::strcmp(argv[1], detail::worker_flag) == 0)
+        detail::run_worker(argc, argv);
+}
+
+} // namespace procpool

@@ -1,0 +1,38 @@
+// The non-template members of procpool::pool: thin forwards to the core.
+#include <procpool/detail/core.hpp>
+#include <procpool/pool.hpp>
+
+#include <stdexcept>
+
+namespace procpool {
+
+pool::pool() : pool(pool_options{}) {}
+
+pool::pool(std::size_t processes) : pool(pool_options{.processes = processes}) {}
+
+pool::pool(pool_options options) : core_(std::make_unique<detail::pool_core>(options)) {}
+
+pool::~pool() = default; // the core's destructor terminates
+
+void pool::close() { core_->close(); }
+void pool::terminate() { core_->terminate(); }
+void pool::join() { core_->join(); }
+std::size_t pool::processes() const noexcept { return core_->processes(); }
+std::vector<int> pool::worker_pids() const { return core_->worker_pids(); }
+
+void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {
+    std::vector<detail::outgoing_chunk> chunks;
+    chunks.push_back({std::move(frame), std::move(sink), 0});
+    core_->submit(std::move(chunks));
+}
+
+void pool::submit(std::vector<std::vector<char>> frames,
+                  std::shared_ptr<detail::result_sink> sink) {
+    std::vector<detail::outgoing_chunk> chunks;
+    chunks.reserve(frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i)
+        chunks.push_back({std::move(frames[i]), sink, i});
+    core_->submit(std::move(chunks));
+}
+
+} // namespace procpool
