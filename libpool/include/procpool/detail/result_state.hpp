@@ -141,8 +141,16 @@ private:
         done_.notify_all();
     }
 
-    using callback_type =
-        std::conditional_t<std::is_void_v<T>, std::function<void()>, std::function<void(const T&)>>;
+    template <class U>
+    struct callback_of {
+        using type = std::function<void(const U&)>;
+    };
+    template <class U>
+        requires std::is_void_v<U>
+    struct callback_of<U> {
+        using type = std::function<void()>;
+    };
+    using callback_type = typename callback_of<T>::type;
 
     mutable std::mutex mutex_;
     mutable std::condition_variable done_;

@@ -78,17 +78,22 @@ struct is_tuple_like<std::tuple<Ts...>> : std::true_type {};
 template <class A, class B>
 struct is_tuple_like<std::pair<A, B>> : std::true_type {};
 
+// SFINAE-friendly: no `type` when F cannot be called so, which lets overload resolution
+// move on (apply_async with a tuple and callbacks) instead of failing hard.
 template <class F, class Item, bool Star>
-struct call_result;
+struct call_result {};
 template <class F, class Item>
+    requires std::invocable<F&, Item&&>
 struct call_result<F, Item, false> {
     using type = std::decay_t<std::invoke_result_t<F&, Item&&>>;
 };
 template <class F, class... Ts>
+    requires std::invocable<F&, Ts&&...>
 struct call_result<F, std::tuple<Ts...>, true> {
     using type = std::decay_t<std::invoke_result_t<F&, Ts&&...>>;
 };
 template <class F, class A, class B>
+    requires std::invocable<F&, A&&, B&&>
 struct call_result<F, std::pair<A, B>, true> {
     using type = std::decay_t<std::invoke_result_t<F&, A&&, B&&>>;
 };

@@ -1,0 +1,266 @@
+// Every method of procpool::pool and async_result, on their successful paths.
+#define PROCPOOL_TEST_SUITE_NAME "pool_api"
+#include "test_main.hpp"
+
+#include "tasks.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <list>
+#include <numeric>
+#include <ranges>
+#include <thread>
+
+using namespace tasks;
+using namespace std::chrono_literals;
+
+namespace {
+std::vector<int> iota_vector(int n) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+}
+std::vector<int> squares(int n) {
+    std::vector<int> v;
+    for (int i = 0; i < n; ++i)
+        v.push_back(i * i);
+    return v;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(apply_returns_the_function_value) {
+    procpool::pool pool(2);
+    BOOST_TEST(pool.apply(add, 2, 3) == 5);
+    BOOST_TEST(pool.apply(repeat, std::string("ab"), 3) == "ababab");
+}
+
+BOOST_AUTO_TEST_CASE(apply_runs_the_task_in_a_worker_process) {
+    procpool::pool pool(2);
+    const int pid = pool.apply(worker_pid, 0);
+    BOOST_TEST(pid != static_cast<int>(::getpid()));
+    const auto pids = pool.worker_pids();
+    BOOST_TEST(pids.size() == 2u);
+    BOOST_TEST((std::find(pids.begin(), pids.end(), pid) != pids.end()));
+}
+
+BOOST_AUTO_TEST_CASE(default_pool_has_one_worker_per_hardware_thread) {
+    procpool::pool pool;
+    BOOST_TEST(pool.processes() == std::max(1u, std::thread::hardware_concurrency()));
+    BOOST_TEST(pool.apply(square, 9) == 81);
+}
+
+BOOST_AUTO_TEST_CASE(apply_async_get_returns_the_value_and_ready_turns_true) {
+    procpool::pool pool(2);
+    auto result = pool.apply_async(add, 40, 2);
+    BOOST_TEST(result.valid());
+    BOOST_TEST(result.get(patience) == 42);
+    BOOST_TEST(result.ready());
+    BOOST_TEST(result.successful());
+    BOOST_TEST(result.get() == 42); // get() may be called again
+}
+
+BOOST_AUTO_TEST_CASE(apply_async_of_a_void_function_completes) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(nothing, 1);
+    static_assert(std::is_void_v<decltype(result.get())>);
+    BOOST_TEST(result.wait(patience));
+    BOOST_TEST(result.successful());
+    result.get();
+}
+
+BOOST_AUTO_TEST_CASE(apply_async_callback_runs_before_ready_with_the_value) {
+    procpool::pool pool(2);
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto result = pool.apply_async(
+        add, std::tuple{20, 22},
+        [seen, calls](const int& v) {
+            seen->store(v);
+            calls->fetch_add(1);
+        },
+        [](std::exception_ptr) { BOOST_ERROR("error_callback must not run"); });
+    BOOST_REQUIRE(result.wait(patience));
+    // The callback ran before ready() turned true, so its effect is visible now.
+    BOOST_TEST(seen->load() == 42);
+    BOOST_TEST(calls->load() == 1);
+    BOOST_TEST(result.get() == 42);
+}
+
+BOOST_AUTO_TEST_CASE(apply_async_error_callback_receives_the_task_exception) {
+    procpool::pool pool(1);
+    auto message = std::make_shared<std::string>();
+    auto result = pool.apply_async(
+        throw_standard, std::tuple{1}, [](const int&) { BOOST_ERROR("callback must not run"); },
+        [message](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::invalid_argument& ex) {
+                *message = ex.what();
+            }
+        });
+    BOOST_REQUIRE(result.wait(patience));
+    BOOST_TEST(*message == "kind 1");
+    BOOST_TEST(!result.successful());
+    BOOST_CHECK_THROW(result.get(), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_that_throws_fails_the_result_with_its_exception) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(square, std::tuple{3},
+                                   [](const int&) { throw std::length_error("from callback"); });
+    BOOST_REQUIRE(result.wait(patience));
+    BOOST_CHECK_THROW(result.get(), std::length_error);
+    BOOST_TEST(pool.apply(square, 4) == 16); // the result thread survived
+}
+
+BOOST_AUTO_TEST_CASE(map_returns_results_in_input_order_for_every_chunksize) {
+    procpool::pool pool(2);
+    const auto input = iota_vector(1000);
+    for (std::size_t chunksize : {0u, 1u, 7u, 999u, 1000u, 5000u})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_TEST(pool.map(square, input, chunksize) == squares(1000));
+        }
+}
+
+BOOST_AUTO_TEST_CASE(map_over_empty_input_returns_an_empty_vector) {
+    procpool::pool pool(2);
+    BOOST_TEST(pool.map(square, std::vector<int>{}).empty());
+    BOOST_TEST(pool.map(square, std::vector<int>{}, 5).empty());
+}
+
+BOOST_AUTO_TEST_CASE(map_accepts_views_lists_and_unsized_ranges) {
+    procpool::pool pool(2);
+    BOOST_TEST(pool.map(square, std::views::iota(0, 50)) == squares(50));
+    const std::list<int> list(50, 3);
+    BOOST_TEST(pool.map(square, list) == std::vector<int>(50, 9));
+    auto evens = std::views::iota(0, 20) | std::views::filter([](int x) { return x % 2 == 0; });
+    BOOST_TEST(pool.map(square, evens) == (std::vector<int>{0, 4, 16, 36, 64, 100, 144, 196, 256, 324}));
+}
+
+BOOST_AUTO_TEST_CASE(map_default_chunksize_is_pythons) {
+    using procpool::detail::default_chunksize;
+    BOOST_TEST(default_chunksize(20'000, 2) == 2'500u);
+    BOOST_TEST(default_chunksize(17, 2) == 3u); // ceil(17 / 8)
+    BOOST_TEST(default_chunksize(8, 2) == 1u);
+    BOOST_TEST(default_chunksize(0, 4) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(map_async_callback_gets_the_whole_vector) {
+    procpool::pool pool(2);
+    auto got = std::make_shared<std::vector<int>>();
+    auto result = pool.map_async(square, iota_vector(100), 10,
+                                 [got](const std::vector<int>& v) { *got = v; });
+    BOOST_TEST(bounded_get(result) == squares(100));
+    BOOST_TEST(*got == squares(100));
+}
+
+BOOST_AUTO_TEST_CASE(starmap_unpacks_tuples_and_pairs) {
+    procpool::pool pool(2);
+    std::vector<std::tuple<int, int>> tuples;
+    for (int i = 0; i < 100; ++i)
+        tuples.emplace_back(i, 1000 * i);
+    const auto sums = pool.starmap(add, tuples, 3);
+    for (int i = 0; i < 100; ++i)
+        BOOST_TEST(sums[static_cast<std::size_t>(i)] == 1001 * i);
+    const std::vector<std::pair<std::string, int>> pairs = {{"x", 3}, {"yz", 2}};
+    BOOST_TEST(pool.starmap(repeat, pairs) == (std::vector<std::string>{"xxx", "yzyz"}));
+}
+
+BOOST_AUTO_TEST_CASE(starmap_async_delivers_through_get_and_callback) {
+    procpool::pool pool(2);
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    std::vector<std::tuple<int, int>> tuples = {{1, 2}, {3, 4}};
+    auto result = pool.starmap_async(add, tuples, 0, [calls](const std::vector<int>&) { ++*calls; });
+    BOOST_TEST(bounded_get(result) == (std::vector<int>{3, 7}));
+    BOOST_TEST(calls->load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(function_objects_lambdas_and_pointers_all_run) {
+    procpool::pool pool(2);
+    BOOST_TEST(pool.map(negate{}, iota_vector(5)) == (std::vector<int>{0, -1, -2, -3, -4}));
+    BOOST_TEST(pool.map(scale{3}, iota_vector(4)) == (std::vector<int>{0, 3, 6, 9}));
+    BOOST_TEST(pool.apply([](int a, int b) { return a * b; }, 6, 7) == 42);
+    int (*pointer)(int) = &square;
+    BOOST_TEST(pool.apply(pointer, 12) == 144);
+}
+
+BOOST_AUTO_TEST_CASE(get_with_timeout_throws_timeout_error_and_the_result_stays_usable) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(sleep_ms, 300);
+    BOOST_CHECK_THROW(result.get(10ms), procpool::timeout_error);
+    BOOST_TEST(!result.ready());
+    BOOST_TEST(result.get(patience) == 300);
+}
+
+BOOST_AUTO_TEST_CASE(wait_with_timeout_is_false_until_the_task_is_done) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(sleep_ms, 300);
+    BOOST_TEST(!result.wait(10ms));
+    BOOST_TEST(result.wait(patience));
+    BOOST_TEST(result.ready());
+}
+
+BOOST_AUTO_TEST_CASE(successful_throws_state_error_before_ready) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(sleep_ms, 300);
+    BOOST_CHECK_THROW(result.successful(), procpool::state_error);
+    BOOST_TEST(result.wait(patience));
+    BOOST_TEST(result.successful());
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_async_result_throws_state_error) {
+    procpool::async_result<int> empty;
+    BOOST_TEST(!empty.valid());
+    BOOST_CHECK_THROW(empty.get(), procpool::state_error);
+    BOOST_CHECK_THROW(empty.ready(), procpool::state_error);
+}
+
+BOOST_AUTO_TEST_CASE(payloads_much_larger_than_the_ring_travel_intact) {
+    procpool::pool pool(2);
+    for (std::size_t size : {std::size_t{0}, std::size_t{1} << 10, std::size_t{1} << 20,
+                             std::size_t{16} << 20}) {
+        std::vector<char> v(size);
+        for (std::size_t i = 0; i < size; ++i)
+            v[i] = static_cast<char>(i * 31 + 7);
+        BOOST_TEST_CONTEXT(size << " bytes") { BOOST_TEST((bounded_get(pool.apply_async(identity, v)) == v)); }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_1_gib_argument_streams_through_a_1_mib_ring) {
+    procpool::pool pool(1);
+    std::vector<char> v(std::size_t{1} << 30);
+    for (std::size_t i = 0; i < v.size(); i += 4096)
+        v[i] = static_cast<char>(i >> 12);
+    v.back() = 'z';
+    auto size_and_probe = [](std::vector<char> big) {
+        long sum = 0;
+        for (std::size_t i = 0; i < big.size(); i += 4096)
+            sum += big[i];
+        return std::tuple<std::size_t, long, char>{big.size(), sum, big.back()};
+    };
+    long expected = 0;
+    for (std::size_t i = 0; i < v.size(); i += 4096)
+        expected += v[i];
+    const auto [size, sum, last] = bounded_get(pool.apply_async(size_and_probe, v));
+    BOOST_TEST(size == v.size());
+    BOOST_TEST(sum == expected);
+    BOOST_TEST(last == 'z');
+}
+
+BOOST_AUTO_TEST_CASE(several_threads_submit_at_once_and_every_result_is_right) {
+    procpool::pool pool(2);
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            std::vector<procpool::async_result<int>> results;
+            for (int i = 0; i < 200; ++i)
+                results.push_back(pool.apply_async(add, t * 1000, i));
+            for (int i = 0; i < 200; ++i)
+                wrong += results[static_cast<std::size_t>(i)].get(patience) != t * 1000 + i;
+            wrong += pool.map(square, iota_vector(300), 7) != squares(300);
+        });
+    for (auto& th : threads)
+        th.join();
+    BOOST_TEST(wrong.load() == 0);
+}

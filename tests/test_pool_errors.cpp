@@ -1,0 +1,147 @@
+// What a task's failure, a bad value or a dead worker looks like to the caller, and that the
+// pool carries on afterwards.
+#define PROCPOOL_TEST_SUITE_NAME "pool_errors"
+#include "test_main.hpp"
+
+#include "tasks.hpp"
+
+#include <csignal>
+#include <numeric>
+
+using namespace tasks;
+
+namespace {
+template <class Expected>
+std::string what_of(procpool::async_result<int> result) {
+    try {
+        result.get(patience);
+    } catch (const Expected& e) {
+        return e.what();
+    }
+    return "<no exception of the expected type>";
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(get_rethrows_each_standard_exception_as_the_same_type_and_message) {
+    procpool::pool pool(2);
+    BOOST_TEST(what_of<std::logic_error>(pool.apply_async(throw_standard, 0)) == "kind 0");
+    BOOST_TEST(what_of<std::invalid_argument>(pool.apply_async(throw_standard, 1)) == "kind 1");
+    BOOST_TEST(what_of<std::domain_error>(pool.apply_async(throw_standard, 2)) == "kind 2");
+    BOOST_TEST(what_of<std::length_error>(pool.apply_async(throw_standard, 3)) == "kind 3");
+    BOOST_TEST(what_of<std::out_of_range>(pool.apply_async(throw_standard, 4)) == "kind 4");
+    BOOST_TEST(what_of<std::runtime_error>(pool.apply_async(throw_standard, 5)) == "kind 5");
+    BOOST_TEST(what_of<std::range_error>(pool.apply_async(throw_standard, 6)) == "kind 6");
+    BOOST_TEST(what_of<std::overflow_error>(pool.apply_async(throw_standard, 7)) == "kind 7");
+    BOOST_TEST(what_of<std::underflow_error>(pool.apply_async(throw_standard, 8)) == "kind 8");
+}
+
+BOOST_AUTO_TEST_CASE(a_standard_exception_keeps_its_exact_type) {
+    procpool::pool pool(1);
+    // invalid_argument must not arrive as its base, logic_error, only.
+    try {
+        pool.apply(throw_standard, 1);
+        BOOST_ERROR("no exception");
+    } catch (const std::invalid_argument&) {
+    } catch (...) {
+        BOOST_ERROR("wrong exception type");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_exception_type_becomes_remote_error_with_its_demangled_name) {
+    procpool::pool pool(1);
+    try {
+        pool.apply(throw_custom, 0);
+        BOOST_ERROR("no exception");
+    } catch (const procpool::remote_error& e) {
+        BOOST_TEST(e.type_name() == "tasks::custom_error");
+        BOOST_TEST(e.message() == "custom message");
+        BOOST_TEST(std::string(e.what()) == "tasks::custom_error: custom message");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_thrown_non_exception_becomes_remote_error_naming_its_type) {
+    procpool::pool pool(1);
+    try {
+        pool.apply(throw_int, 0);
+        BOOST_ERROR("no exception");
+    } catch (const procpool::remote_error& e) {
+        BOOST_TEST(e.type_name() == "int");
+        BOOST_TEST(e.message().empty());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays_usable) {
+    procpool::pool pool(2);
+    std::vector<int> input(20);
+    std::iota(input.begin(), input.end(), 0);
+    for (std::size_t chunksize : {1u, 4u, 20u})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_CHECK_THROW(pool.map(fail_on_five, input, chunksize), std::out_of_range);
+        }
+    BOOST_TEST(pool.map(square, std::vector<int>{1, 2, 3}) == (std::vector<int>{1, 4, 9}));
+}
+
+BOOST_AUTO_TEST_CASE(an_argument_that_cannot_be_encoded_throws_serialization_error_at_once) {
+    procpool::pool pool(1);
+    BOOST_CHECK_THROW(pool.apply_async(take_unsendable, unsendable{}), procpool::serialization_error);
+    BOOST_TEST(pool.apply(square, 5) == 25);
+}
+
+BOOST_AUTO_TEST_CASE(a_result_that_cannot_be_encoded_fails_with_serialization_error) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async(make_unsendable, 0);
+    BOOST_REQUIRE(result.wait(patience));
+    try {
+        result.get();
+        BOOST_ERROR("no exception");
+    } catch (const procpool::serialization_error& e) {
+        BOOST_TEST(std::string(e.what()).find("unsendable cannot be serialized") != std::string::npos);
+    }
+    BOOST_TEST(pool.apply(square, 6) == 36);
+}
+
+BOOST_AUTO_TEST_CASE(a_task_that_kills_its_worker_fails_with_worker_lost_error_and_others_complete) {
+    procpool::pool pool(2);
+    auto doomed = pool.apply_async(die_by_signal, SIGKILL);
+    std::vector<procpool::async_result<int>> others;
+    for (int i = 0; i < 50; ++i)
+        others.push_back(pool.apply_async(square, i));
+    try {
+        doomed.get(patience);
+        BOOST_ERROR("no exception");
+    } catch (const procpool::worker_lost_error& e) {
+        BOOST_TEST(e.signal().value_or(0) == SIGKILL);
+        BOOST_TEST(!e.exit_code().has_value());
+        BOOST_TEST(e.pid() > 0);
+        BOOST_TEST(std::string(e.what()) ==
+                   "procpool: worker " + std::to_string(e.pid()) +
+                       " killed by SIGKILL while running a task");
+    }
+    for (int i = 0; i < 50; ++i)
+        BOOST_TEST(others[static_cast<std::size_t>(i)].get(patience) == i * i);
+    BOOST_TEST(pool.apply(square, 7) == 49); // a replacement worker serves
+    BOOST_TEST(pool.worker_pids().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_exits_mid_task_reports_its_exit_code) {
+    procpool::pool pool(1);
+    auto result = pool.apply_async([](int code) {
+        std::_Exit(code);
+        return 0;
+    }, 9);
+    try {
+        result.get(patience);
+        BOOST_ERROR("no exception");
+    } catch (const procpool::worker_lost_error& e) {
+        BOOST_TEST(e.exit_code().value_or(-1) == 9);
+        BOOST_TEST(!e.signal().has_value());
+    }
+    BOOST_TEST(pool.apply(square, 3) == 9);
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_throw_invalid_argument_naming_the_option) {
+    BOOST_CHECK_THROW(procpool::pool(0), std::invalid_argument);
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .maxtasksperchild = 0}), std::invalid_argument);
+    BOOST_CHECK_THROW(procpool::get_context("threads"), std::invalid_argument);
+    BOOST_TEST(procpool::get_context("spawn").name() == "spawn");
+}

@@ -1,0 +1,180 @@
+// close, join, terminate and the destructor; initializers; what the pool leaves on the system.
+#define PROCPOOL_TEST_SUITE_NAME "pool_lifecycle"
+#include "test_main.hpp"
+
+#include "tasks.hpp"
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <dirent.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+using namespace tasks;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool running(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+/// Our pools' segments in /dev/shm: name and mode.
+std::vector<std::pair<std::string, unsigned>> our_segments() {
+    std::vector<std::pair<std::string, unsigned>> found;
+    const std::string prefix = "procpool-" + std::to_string(::getpid()) + "-";
+    for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
+        const std::string name = entry.path().filename();
+        if (name.starts_with(prefix)) {
+            struct stat st {};
+            ::stat(entry.path().c_str(), &st);
+            found.emplace_back(name, st.st_mode & 07777);
+        }
+    }
+    return found;
+}
+
+/// What this process has open, as paths.
+std::vector<std::string> open_files(int) {
+    std::vector<std::string> paths;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        paths.push_back(std::filesystem::read_symlink(entry.path(), ec).string());
+    }
+    return paths;
+}
+
+int init_value = 0;
+void set_init_value(int v) { init_value = v; }
+int read_init_value(int) { return init_value; }
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(submitting_after_close_throws_state_error_pool_not_running) {
+    procpool::pool pool(1);
+    pool.close();
+    BOOST_CHECK_EXCEPTION(pool.apply_async(square, 1), procpool::state_error,
+                          [](const procpool::state_error& e) {
+                              return std::string(e.what()).find("pool not running") != std::string::npos;
+                          });
+    BOOST_CHECK_THROW(pool.map(square, std::vector<int>{1}), procpool::state_error);
+    BOOST_CHECK_THROW(pool.map(square, std::vector<int>{}), procpool::state_error);
+    pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(join_before_close_throws_state_error) {
+    procpool::pool pool(1);
+    BOOST_CHECK_THROW(pool.join(), procpool::state_error);
+    BOOST_TEST(pool.apply(square, 2) == 4);
+}
+
+BOOST_AUTO_TEST_CASE(tasks_submitted_before_close_complete_and_join_waits_for_the_workers) {
+    procpool::pool pool(2);
+    std::vector<procpool::async_result<int>> results;
+    for (int i = 0; i < 6; ++i)
+        results.push_back(pool.apply_async(sleep_ms, 50 + i));
+    const auto pids = pool.worker_pids();
+    pool.close();
+    pool.join();
+    for (int i = 0; i < 6; ++i) {
+        BOOST_TEST(results[static_cast<std::size_t>(i)].ready());
+        BOOST_TEST(results[static_cast<std::size_t>(i)].get() == 50 + i);
+    }
+    for (int pid : pids)
+        BOOST_TEST(!running(pid));
+    BOOST_TEST(our_segments().empty());
+}
+
+BOOST_AUTO_TEST_CASE(terminate_fails_unfinished_results_with_state_error) {
+    procpool::pool pool(1);
+    auto running_task = pool.apply_async(sleep_ms, 10'000);
+    auto queued_task = pool.apply_async(sleep_ms, 10'000);
+    const auto pids = pool.worker_pids();
+    pool.terminate();
+    BOOST_CHECK_THROW(running_task.get(patience), procpool::state_error);
+    BOOST_CHECK_THROW(queued_task.get(patience), procpool::state_error);
+    BOOST_CHECK_THROW(pool.apply_async(square, 1), procpool::state_error);
+    for (int pid : pids)
+        BOOST_TEST(!running(pid));
+    pool.terminate(); // idempotent
+    pool.join();      // allowed after terminate
+}
+
+BOOST_AUTO_TEST_CASE(the_destructor_terminates_and_leaves_nothing_behind) {
+    procpool::async_result<int> orphan;
+    std::vector<int> pids;
+    {
+        procpool::pool pool(2);
+        orphan = pool.apply_async(sleep_ms, 10'000);
+        pids = pool.worker_pids();
+        BOOST_TEST(pids.size() == 2u);
+        BOOST_TEST(our_segments().size() == 1u);
+    }
+    BOOST_CHECK_THROW(orphan.get(patience), procpool::state_error);
+    for (int pid : pids)
+        BOOST_TEST(!running(pid));
+    BOOST_TEST(our_segments().empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_segment_has_mode_0600_and_an_unguessable_name) {
+    procpool::pool a(1), b(1);
+    const auto segments = our_segments();
+    BOOST_REQUIRE(segments.size() == 2u);
+    for (const auto& [name, mode] : segments) {
+        BOOST_TEST(mode == 0600u);
+        // procpool-<pid>-<16 hex digits of randomness>
+        BOOST_TEST(name.size() == std::string("procpool-").size() + std::to_string(::getpid()).size() + 17);
+    }
+    BOOST_TEST(segments[0].first != segments[1].first);
+}
+
+BOOST_AUTO_TEST_CASE(workers_inherit_no_file_the_parent_opened) {
+    const std::string path = "/tmp/procpool-test-fd-" + std::to_string(::getpid());
+    const int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0600); // deliberately not O_CLOEXEC
+    BOOST_REQUIRE(fd >= 0);
+    {
+        procpool::pool pool(1);
+        const auto files = pool.apply(open_files, 0);
+        BOOST_TEST(!files.empty());
+        for (const auto& f : files)
+            BOOST_TEST(f != path);
+        // stdin, stdout and stderr are the only descriptors below 3 and are kept.
+        BOOST_TEST(files.size() < 10u);
+    }
+    ::close(fd);
+    std::filesystem::remove(path);
+}
+
+BOOST_AUTO_TEST_CASE(the_initializer_runs_in_every_worker_before_its_first_task) {
+    procpool::pool pool({.processes = 2, .initializer = procpool::initializer(set_init_value, 41)});
+    const auto values = pool.map(read_init_value, std::vector<int>(40, 0), 1);
+    BOOST_TEST(values == std::vector<int>(40, 41));
+}
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message) {
+    procpool::pool pool({.processes = 2, .initializer = procpool::initializer(throw_standard, 4)});
+    BOOST_CHECK_EXCEPTION(pool.apply(square, 1), procpool::error, [](const procpool::error& e) {
+        const std::string what = e.what();
+        return what.find("initializer failed") != std::string::npos &&
+               what.find("kind 4") != std::string::npos;
+    });
+    BOOST_CHECK_THROW(pool.apply_async(square, 2), procpool::error);
+}
+
+BOOST_AUTO_TEST_CASE(a_program_without_init_fails_with_a_clear_error_not_a_fork_bomb) {
+    std::FILE* out = ::popen(PROCPOOL_HELPER_NO_INIT " 2>&1", "r");
+    BOOST_REQUIRE(out != nullptr);
+    std::string text;
+    std::array<char, 4096> buffer;
+    while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), out))
+        text.append(buffer.data(), n);
+    const int status = ::pclose(out);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 2);
+    BOOST_TEST(text.find("reached a pool constructor; call procpool::init(argc, argv) first") !=
+               std::string::npos);
+    BOOST_TEST(text.find("workers keep dying before they are ready") != std::string::npos);
+    BOOST_TEST_MESSAGE(text);
+}

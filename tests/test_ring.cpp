@@ -1,0 +1,225 @@
+// The SPSC ring and its frames, alone: no pool, no workers.
+#define PROCPOOL_TEST_SUITE_NAME "ring"
+#include "test_main.hpp"
+
+#include <procpool/detail/event.hpp>
+#include <procpool/detail/ring.hpp>
+
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace procpool::detail;
+
+namespace {
+
+/// A ring in ordinary memory (or in a shared mapping, for the two-process test).
+struct test_ring {
+    explicit test_ring(std::uint64_t capacity, void* memory = nullptr)
+        : capacity(capacity),
+          owned(memory ? nullptr : ::operator new(sizeof(ring_control) + capacity,
+                                                  std::align_val_t{cache_line})),
+          base(static_cast<std::byte*>(memory ? memory : owned)),
+          control(new (base) ring_control{}), producer(control, base + sizeof(ring_control), capacity),
+          consumer(control, base + sizeof(ring_control), capacity) {}
+    ~test_ring() {
+        if (owned)
+            ::operator delete(owned, std::align_val_t{cache_line});
+    }
+    std::uint64_t capacity;
+    void* owned;
+    std::byte* base;
+    ring_control* control;
+    ring_producer producer;
+    ring_consumer consumer;
+};
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+    std::vector<std::byte> v(n);
+    std::uint32_t x = seed * 2654435761u + 1;
+    for (auto& b : v) {
+        x = x * 1664525u + 1013904223u;
+        b = static_cast<std::byte>(x >> 24);
+    }
+    return v;
+}
+
+/// Streams `frame` through the ring with a writer and a reader taking turns, as two processes
+/// would when the frame is larger than the ring.
+std::vector<std::byte> stream_through(test_ring& ring, const std::vector<std::byte>& frame) {
+    frame_writer writer;
+    frame_reader reader;
+    writer.start(frame);
+    for (int spins = 0;; ++spins) {
+        writer.pump(ring.producer);
+        if (reader.pump(ring.consumer))
+            break;
+        BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
+    }
+    BOOST_TEST(!writer.busy());
+    auto out = std::vector<std::byte>(reader.frame().begin(), reader.frame().end());
+    reader.reset();
+    return out;
+}
+
+std::size_t stress_scale() {
+    const char* s = std::getenv("PROCPOOL_STRESS_SCALE");
+    return s ? std::max(1ul, std::strtoul(s, nullptr, 10)) : 1;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(try_pop_fails_when_empty) {
+    test_ring ring(1024);
+    std::vector<std::byte> out;
+    BOOST_TEST(!ring.consumer.try_pop(out));
+    BOOST_TEST(ring.consumer.readable() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(try_push_fails_when_full_and_succeeds_after_a_pop) {
+    test_ring ring(256);
+    const auto frame = pattern(56, 1); // 8 + 56 = 64 bytes: four fill the ring
+    for (int i = 0; i < 4; ++i)
+        BOOST_TEST(ring.producer.try_push(frame));
+    BOOST_TEST(!ring.producer.try_push(frame));
+    BOOST_TEST(ring.producer.writable() == 0u);
+    std::vector<std::byte> out;
+    BOOST_TEST(ring.consumer.try_pop(out));
+    BOOST_TEST((out == frame));
+    BOOST_TEST(ring.producer.try_push(frame));
+}
+
+BOOST_AUTO_TEST_CASE(try_push_refuses_a_frame_larger_than_the_ring) {
+    test_ring ring(256);
+    BOOST_TEST(!ring.producer.try_push(pattern(256, 2)));
+    BOOST_TEST(ring.producer.writable() == 256u);
+}
+
+BOOST_AUTO_TEST_CASE(frames_wrap_around_the_end_of_the_ring_intact) {
+    test_ring ring(128);
+    // 8 + 37 = 45 bytes per frame: frames start at every offset modulo 128 over time,
+    // so lengths and bodies are split at the end of the ring in every possible place.
+    for (unsigned i = 0; i < 1000; ++i) {
+        const auto frame = pattern(37, i);
+        BOOST_REQUIRE(ring.producer.try_push(frame));
+        std::vector<std::byte> out;
+        BOOST_REQUIRE(ring.consumer.try_pop(out));
+        BOOST_REQUIRE((out == frame));
+    }
+    BOOST_TEST(ring.producer.position() == 45'000u);
+}
+
+BOOST_AUTO_TEST_CASE(write_some_and_read_some_move_partial_byte_counts) {
+    test_ring ring(64);
+    const auto bytes = pattern(100, 3);
+    BOOST_TEST(ring.producer.write_some(bytes.data(), 100) == 64u);
+    BOOST_TEST(ring.producer.write_some(bytes.data(), 1) == 0u);
+    std::vector<std::byte> out(100);
+    BOOST_TEST(ring.consumer.read_some(out.data(), 10) == 10u);
+    BOOST_TEST(ring.producer.write_some(bytes.data() + 64, 36) == 10u);
+    BOOST_TEST(ring.consumer.read_some(out.data() + 10, 90) == 64u);
+    BOOST_TEST(std::equal(bytes.begin(), bytes.begin() + 74, out.begin()));
+}
+
+BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) {
+    test_ring ring(1 << 20);
+    std::vector<std::size_t> sizes = {0, 1, 7, 8, 9, 4095, 4096, (1 << 20) - 8, 1 << 20,
+                                      (1 << 20) + 1, 3 << 20, 64 << 20};
+    for (std::size_t size : sizes) {
+        const auto frame = pattern(size, static_cast<unsigned>(size));
+        const auto out = stream_through(ring, frame);
+        BOOST_TEST_CONTEXT("frame of " << size << " bytes") {
+            BOOST_TEST(out.size() == size);
+            BOOST_TEST((out == frame));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {
+    test_ring ring(4096);
+    const auto frame = pattern(300, 9);
+    frame_writer writer;
+    writer.start(frame);
+    BOOST_TEST(writer.pump(ring.producer) == 308u);
+    frame_reader reader;
+    // Hand the reader one byte at a time through a second ring.
+    test_ring trickle(4096);
+    std::byte b;
+    bool done = false;
+    for (int i = 0; i < 308; ++i) {
+        BOOST_REQUIRE(!done);
+        BOOST_REQUIRE(ring.consumer.read_some(&b, 1) == 1u);
+        BOOST_REQUIRE(trickle.producer.write_some(&b, 1) == 1u);
+        done = reader.pump(trickle.consumer);
+        BOOST_REQUIRE(done == (i == 307));
+    }
+    BOOST_TEST(done);
+    BOOST_TEST(std::equal(frame.begin(), frame.end(), reader.frame().begin(), reader.frame().end()));
+}
+
+BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
+    // Producer in a forked child, consumer here, through a small ring in a shared mapping so
+    // the ring fills and both sides sleep on the event words. Each frame carries its sequence
+    // number and a length that varies, including frames larger than the ring.
+    constexpr std::uint64_t capacity = 4096;
+    const std::size_t frames = 20'000 * stress_scale();
+    const std::size_t bytes = sizeof(ring_control) + capacity + 2 * cache_line;
+    void* shared = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    BOOST_REQUIRE(shared != MAP_FAILED);
+    auto* events = new (static_cast<std::byte*>(shared) + sizeof(ring_control) + capacity)
+        event_word[2]{}; // [0]: consumer sleeps here, [1]: producer sleeps here
+    test_ring ring(capacity, shared);
+    const auto spin = std::chrono::microseconds(20);
+
+    const pid_t child = ::fork();
+    BOOST_REQUIRE(child >= 0);
+    if (child == 0) {
+        frame_writer writer;
+        std::vector<std::byte> frame;
+        for (std::uint64_t seq = 0; seq < frames; ++seq) {
+            frame.assign(8 + (seq * 7919) % (3 * capacity), std::byte{0});
+            std::memcpy(frame.data(), &seq, 8);
+            frame.back() = static_cast<std::byte>(seq);
+            writer.start(frame);
+            while (writer.busy()) {
+                if (writer.pump(ring.producer) > 0)
+                    notify(events[0]);
+                else
+                    wait_for(events[1], [&] { return ring.producer.writable() > 0; }, spin);
+            }
+        }
+        ::_exit(0);
+    }
+    frame_reader reader;
+    std::size_t in_order = 0;
+    for (std::uint64_t expected = 0; expected < frames; ++expected) {
+        for (;;) {
+            const std::uint64_t before = ring.consumer.position();
+            const bool done = reader.pump(ring.consumer);
+            if (ring.consumer.position() != before)
+                notify(events[1]);
+            if (done)
+                break;
+            const bool ok = wait_for(events[0], [&] { return ring.consumer.readable() > 0; }, spin,
+                                     std::chrono::seconds(20));
+            BOOST_REQUIRE_MESSAGE(ok, "the producer stalled at frame " << expected);
+        }
+        std::uint64_t seq = 0;
+        std::memcpy(&seq, reader.frame().data(), 8);
+        const bool good = seq == expected &&
+                          reader.frame().size() == 8 + (seq * 7919) % (3 * capacity) &&
+                          reader.frame().back() == static_cast<std::byte>(seq);
+        in_order += good;
+        reader.reset();
+    }
+    int status = 0;
+    BOOST_TEST(::waitpid(child, &status, 0) == child);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(in_order == frames);
+    ::munmap(shared, bytes);
+}
