@@ -3,7 +3,9 @@
 
 #include <iostream>
 
-int square(int x) { return x * x; }
+int square(int x) {
+    return x * x;
+}
 
 int main(int argc, char** argv) {
     procpool::init(argc, argv); // in a worker, runs the worker and never returns

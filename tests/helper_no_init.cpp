@@ -4,7 +4,9 @@
 
 #include <iostream>
 
-int square(int x) { return x * x; }
+int square(int x) {
+    return x * x;
+}
 
 int main() {
     try {

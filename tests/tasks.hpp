@@ -14,35 +14,52 @@
 
 namespace tasks {
 
-inline int square(int x) { return x * x; }
-inline int add(int a, int b) { return a + b; }
+inline int square(int x) {
+    return x * x;
+}
+inline int add(int a, int b) {
+    return a + b;
+}
 inline std::string repeat(std::string s, int n) {
     std::string out;
     for (int i = 0; i < n; ++i)
         out += s;
     return out;
 }
-inline int worker_pid(int) { return static_cast<int>(::getpid()); }
+inline int worker_pid(int) {
+    return static_cast<int>(::getpid());
+}
 inline int sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
 }
-inline std::vector<char> identity(std::vector<char> v) { return v; }
+inline std::vector<char> identity(std::vector<char> v) {
+    return v;
+}
 inline void nothing(int) {}
 
 /// Throws a standard exception chosen by `kind`, with message "kind <kind>".
 inline int throw_standard(int kind) {
     const std::string m = "kind " + std::to_string(kind);
     switch (kind) {
-    case 0: throw std::logic_error(m);
-    case 1: throw std::invalid_argument(m);
-    case 2: throw std::domain_error(m);
-    case 3: throw std::length_error(m);
-    case 4: throw std::out_of_range(m);
-    case 5: throw std::runtime_error(m);
-    case 6: throw std::range_error(m);
-    case 7: throw std::overflow_error(m);
-    case 8: throw std::underflow_error(m);
+    case 0:
+        throw std::logic_error(m);
+    case 1:
+        throw std::invalid_argument(m);
+    case 2:
+        throw std::domain_error(m);
+    case 3:
+        throw std::length_error(m);
+    case 4:
+        throw std::out_of_range(m);
+    case 5:
+        throw std::runtime_error(m);
+    case 6:
+        throw std::range_error(m);
+    case 7:
+        throw std::overflow_error(m);
+    case 8:
+        throw std::underflow_error(m);
     }
     return kind;
 }
@@ -57,8 +74,12 @@ inline int fail_on_five(int x) {
 struct custom_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-inline int throw_custom(int) { throw custom_error("custom message"); }
-inline int throw_int(int) { throw 42; }
+inline int throw_custom(int) {
+    throw custom_error("custom message");
+}
+inline int throw_int(int) {
+    throw 42;
+}
 
 /// Kills its own worker.
 inline int die_by_signal(int sig) {
@@ -73,8 +94,12 @@ struct unsendable {
         throw std::runtime_error("unsendable cannot be serialized");
     }
 };
-inline unsendable make_unsendable(int) { return {}; }
-inline int take_unsendable(unsendable) { return 0; }
+inline unsendable make_unsendable(int) {
+    return {};
+}
+inline int take_unsendable(unsendable) {
+    return 0;
+}
 
 /// An empty function object: default-constructed in the worker.
 struct negate {
@@ -87,7 +112,7 @@ struct scale {
     int operator()(int x) const { return factor * x; }
     template <class Archive>
     void serialize(Archive& ar, unsigned) {
-        ar & factor;
+        ar& factor;
     }
 };
 

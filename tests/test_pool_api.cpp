@@ -134,7 +134,8 @@ BOOST_AUTO_TEST_CASE(map_accepts_views_lists_and_unsized_ranges) {
     const std::list<int> list(50, 3);
     BOOST_TEST(pool.map(square, list) == std::vector<int>(50, 9));
     auto evens = std::views::iota(0, 20) | std::views::filter([](int x) { return x % 2 == 0; });
-    BOOST_TEST(pool.map(square, evens) == (std::vector<int>{0, 4, 16, 36, 64, 100, 144, 196, 256, 324}));
+    BOOST_TEST(pool.map(square, evens) ==
+               (std::vector<int>{0, 4, 16, 36, 64, 100, 144, 196, 256, 324}));
 }
 
 BOOST_AUTO_TEST_CASE(map_default_chunksize_is_pythons) {
@@ -170,7 +171,8 @@ BOOST_AUTO_TEST_CASE(starmap_async_delivers_through_get_and_callback) {
     procpool::pool pool(2);
     auto calls = std::make_shared<std::atomic<int>>(0);
     std::vector<std::tuple<int, int>> tuples = {{1, 2}, {3, 4}};
-    auto result = pool.starmap_async(add, tuples, 0, [calls](const std::vector<int>&) { ++*calls; });
+    auto result =
+        pool.starmap_async(add, tuples, 0, [calls](const std::vector<int>&) { ++*calls; });
     BOOST_TEST(bounded_get(result) == (std::vector<int>{3, 7}));
     BOOST_TEST(calls->load() == 1);
 }
@@ -217,12 +219,14 @@ BOOST_AUTO_TEST_CASE(an_empty_async_result_throws_state_error) {
 
 BOOST_AUTO_TEST_CASE(payloads_much_larger_than_the_ring_travel_intact) {
     procpool::pool pool(2);
-    for (std::size_t size : {std::size_t{0}, std::size_t{1} << 10, std::size_t{1} << 20,
-                             std::size_t{16} << 20}) {
+    for (std::size_t size :
+         {std::size_t{0}, std::size_t{1} << 10, std::size_t{1} << 20, std::size_t{16} << 20}) {
         std::vector<char> v(size);
         for (std::size_t i = 0; i < size; ++i)
             v[i] = static_cast<char>(i * 31 + 7);
-        BOOST_TEST_CONTEXT(size << " bytes") { BOOST_TEST((bounded_get(pool.apply_async(identity, v)) == v)); }
+        BOOST_TEST_CONTEXT(size << " bytes") {
+            BOOST_TEST((bounded_get(pool.apply_async(identity, v)) == v));
+        }
     }
 }
 

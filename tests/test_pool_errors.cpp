@@ -38,13 +38,15 @@ BOOST_AUTO_TEST_CASE(get_rethrows_each_standard_exception_as_the_same_type_and_m
 BOOST_AUTO_TEST_CASE(a_standard_exception_keeps_its_exact_type) {
     procpool::pool pool(1);
     // invalid_argument must not arrive as its base, logic_error, only.
+    std::string caught = "nothing";
     try {
         pool.apply(throw_standard, 1);
-        BOOST_ERROR("no exception");
     } catch (const std::invalid_argument&) {
+        caught = "invalid_argument";
     } catch (...) {
-        BOOST_ERROR("wrong exception type");
+        caught = "another type";
     }
+    BOOST_TEST(caught == "invalid_argument");
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_exception_type_becomes_remote_error_with_its_demangled_name) {
@@ -83,7 +85,8 @@ BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays
 
 BOOST_AUTO_TEST_CASE(an_argument_that_cannot_be_encoded_throws_serialization_error_at_once) {
     procpool::pool pool(1);
-    BOOST_CHECK_THROW(pool.apply_async(take_unsendable, unsendable{}), procpool::serialization_error);
+    BOOST_CHECK_THROW(pool.apply_async(take_unsendable, unsendable{}),
+                      procpool::serialization_error);
     BOOST_TEST(pool.apply(square, 5) == 25);
 }
 
@@ -95,12 +98,14 @@ BOOST_AUTO_TEST_CASE(a_result_that_cannot_be_encoded_fails_with_serialization_er
         result.get();
         BOOST_ERROR("no exception");
     } catch (const procpool::serialization_error& e) {
-        BOOST_TEST(std::string(e.what()).find("unsendable cannot be serialized") != std::string::npos);
+        BOOST_TEST(std::string(e.what()).find("unsendable cannot be serialized") !=
+                   std::string::npos);
     }
     BOOST_TEST(pool.apply(square, 6) == 36);
 }
 
-BOOST_AUTO_TEST_CASE(a_task_that_kills_its_worker_fails_with_worker_lost_error_and_others_complete) {
+BOOST_AUTO_TEST_CASE(
+    a_task_that_kills_its_worker_fails_with_worker_lost_error_and_others_complete) {
     procpool::pool pool(2);
     auto doomed = pool.apply_async(die_by_signal, SIGKILL);
     std::vector<procpool::async_result<int>> others;
@@ -113,9 +118,8 @@ BOOST_AUTO_TEST_CASE(a_task_that_kills_its_worker_fails_with_worker_lost_error_a
         BOOST_TEST(e.signal().value_or(0) == SIGKILL);
         BOOST_TEST(!e.exit_code().has_value());
         BOOST_TEST(e.pid() > 0);
-        BOOST_TEST(std::string(e.what()) ==
-                   "procpool: worker " + std::to_string(e.pid()) +
-                       " killed by SIGKILL while running a task");
+        BOOST_TEST(std::string(e.what()) == "procpool: worker " + std::to_string(e.pid()) +
+                                                " killed by SIGKILL while running a task");
     }
     for (int i = 0; i < 50; ++i)
         BOOST_TEST(others[static_cast<std::size_t>(i)].get(patience) == i * i);
@@ -125,10 +129,12 @@ BOOST_AUTO_TEST_CASE(a_task_that_kills_its_worker_fails_with_worker_lost_error_a
 
 BOOST_AUTO_TEST_CASE(a_worker_that_exits_mid_task_reports_its_exit_code) {
     procpool::pool pool(1);
-    auto result = pool.apply_async([](int code) {
-        std::_Exit(code);
-        return 0;
-    }, 9);
+    auto result = pool.apply_async(
+        [](int code) {
+            std::_Exit(code);
+            return 0;
+        },
+        9);
     try {
         result.get(patience);
         BOOST_ERROR("no exception");
@@ -141,7 +147,8 @@ BOOST_AUTO_TEST_CASE(a_worker_that_exits_mid_task_reports_its_exit_code) {
 
 BOOST_AUTO_TEST_CASE(bad_options_throw_invalid_argument_naming_the_option) {
     BOOST_CHECK_THROW(procpool::pool(0), std::invalid_argument);
-    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .maxtasksperchild = 0}), std::invalid_argument);
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .maxtasksperchild = 0}),
+                      std::invalid_argument);
     BOOST_CHECK_THROW(procpool::get_context("threads"), std::invalid_argument);
     BOOST_TEST(procpool::get_context("spawn").name() == "spawn");
 }

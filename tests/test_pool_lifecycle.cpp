@@ -19,7 +19,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool running(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+bool running(int pid) {
+    return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
 
 /// Our pools' segments in /dev/shm: name and mode.
 std::vector<std::pair<std::string, unsigned>> our_segments() {
@@ -47,18 +49,22 @@ std::vector<std::string> open_files(int) {
 }
 
 int init_value = 0;
-void set_init_value(int v) { init_value = v; }
-int read_init_value(int) { return init_value; }
+void set_init_value(int v) {
+    init_value = v;
+}
+int read_init_value(int) {
+    return init_value;
+}
 
 } // namespace
 
 BOOST_AUTO_TEST_CASE(submitting_after_close_throws_state_error_pool_not_running) {
     procpool::pool pool(1);
     pool.close();
-    BOOST_CHECK_EXCEPTION(pool.apply_async(square, 1), procpool::state_error,
-                          [](const procpool::state_error& e) {
-                              return std::string(e.what()).find("pool not running") != std::string::npos;
-                          });
+    BOOST_CHECK_EXCEPTION(
+        pool.apply_async(square, 1), procpool::state_error, [](const procpool::state_error& e) {
+            return std::string(e.what()).find("pool not running") != std::string::npos;
+        });
     BOOST_CHECK_THROW(pool.map(square, std::vector<int>{1}), procpool::state_error);
     BOOST_CHECK_THROW(pool.map(square, std::vector<int>{}), procpool::state_error);
     pool.join();
@@ -125,7 +131,8 @@ BOOST_AUTO_TEST_CASE(the_segment_has_mode_0600_and_an_unguessable_name) {
     for (const auto& [name, mode] : segments) {
         BOOST_TEST(mode == 0600u);
         // procpool-<pid>-<16 hex digits of randomness>
-        BOOST_TEST(name.size() == std::string("procpool-").size() + std::to_string(::getpid()).size() + 17);
+        BOOST_TEST(name.size() ==
+                   std::string("procpool-").size() + std::to_string(::getpid()).size() + 17);
     }
     BOOST_TEST(segments[0].first != segments[1].first);
 }

@@ -21,15 +21,17 @@ namespace {
 /// A ring in ordinary memory (or in a shared mapping, for the two-process test).
 struct test_ring {
     explicit test_ring(std::uint64_t capacity, void* memory = nullptr)
-        : capacity(capacity),
-          owned(memory ? nullptr : ::operator new(sizeof(ring_control) + capacity,
-                                                  std::align_val_t{cache_line})),
-          base(static_cast<std::byte*>(memory ? memory : owned)),
-          control(new (base) ring_control{}), producer(control, base + sizeof(ring_control), capacity),
-          consumer(control, base + sizeof(ring_control), capacity) {}
+        : capacity(capacity)
+        , owned(memory ? nullptr
+                       : ::operator new (sizeof(ring_control) + capacity,
+                                         std::align_val_t{cache_line}))
+        , base(static_cast<std::byte*>(memory ? memory : owned))
+        , control(new (base) ring_control{})
+        , producer(control, base + sizeof(ring_control), capacity)
+        , consumer(control, base + sizeof(ring_control), capacity) {}
     ~test_ring() {
         if (owned)
-            ::operator delete(owned, std::align_val_t{cache_line});
+            ::operator delete (owned, std::align_val_t{cache_line});
     }
     std::uint64_t capacity;
     void* owned;
@@ -128,8 +130,8 @@ BOOST_AUTO_TEST_CASE(write_some_and_read_some_move_partial_byte_counts) {
 
 BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) {
     test_ring ring(1 << 20);
-    std::vector<std::size_t> sizes = {0, 1, 7, 8, 9, 4095, 4096, (1 << 20) - 8, 1 << 20,
-                                      (1 << 20) + 1, 3 << 20, 64 << 20};
+    std::vector<std::size_t> sizes = {
+        0, 1, 7, 8, 9, 4095, 4096, (1 << 20) - 8, 1 << 20, (1 << 20) + 1, 3 << 20, 64 << 20};
     for (std::size_t size : sizes) {
         const auto frame = pattern(size, static_cast<unsigned>(size));
         const auto out = stream_through(ring, frame);
@@ -159,7 +161,8 @@ BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {
         BOOST_REQUIRE(done == (i == 307));
     }
     BOOST_TEST(done);
-    BOOST_TEST(std::equal(frame.begin(), frame.end(), reader.frame().begin(), reader.frame().end()));
+    BOOST_TEST(
+        std::equal(frame.begin(), frame.end(), reader.frame().begin(), reader.frame().end()));
 }
 
 BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
@@ -169,7 +172,8 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
     constexpr std::uint64_t capacity = 4096;
     const std::size_t frames = 20'000 * stress_scale();
     const std::size_t bytes = sizeof(ring_control) + capacity + 2 * cache_line;
-    void* shared = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* shared =
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     BOOST_REQUIRE(shared != MAP_FAILED);
     auto* events = new (static_cast<std::byte*>(shared) + sizeof(ring_control) + capacity)
         event_word[2]{}; // [0]: consumer sleeps here, [1]: producer sleeps here
@@ -190,7 +194,8 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
                 if (writer.pump(ring.producer) > 0)
                     notify(events[0]);
                 else
-                    wait_for(events[1], [&] { return ring.producer.writable() > 0; }, spin);
+                    wait_for(
+                        events[1], [&] { return ring.producer.writable() > 0; }, spin);
             }
         }
         ::_exit(0);
@@ -205,8 +210,9 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
                 notify(events[1]);
             if (done)
                 break;
-            const bool ok = wait_for(events[0], [&] { return ring.consumer.readable() > 0; }, spin,
-                                     std::chrono::seconds(20));
+            const bool ok = wait_for(
+                events[0], [&] { return ring.consumer.readable() > 0; }, spin,
+                std::chrono::seconds(20));
             BOOST_REQUIRE_MESSAGE(ok, "the producer stalled at frame " << expected);
         }
         std::uint64_t seq = 0;

@@ -10,7 +10,9 @@
 using namespace procpool::detail;
 
 namespace {
-int triple(int x) { return 3 * x; }
+int triple(int x) {
+    return 3 * x;
+}
 int some_data = 7;
 using triple_invoker = invoker<int (*)(int), int, false>;
 } // namespace

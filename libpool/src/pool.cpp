@@ -6,19 +6,32 @@
 
 namespace procpool {
 
-pool::pool() : pool(pool_options{}) {}
+pool::pool()
+    : pool(pool_options{}) {}
 
-pool::pool(std::size_t processes) : pool(pool_options{.processes = processes}) {}
+pool::pool(std::size_t processes)
+    : pool(pool_options{.processes = processes}) {}
 
-pool::pool(pool_options options) : core_(std::make_unique<detail::pool_core>(options)) {}
+pool::pool(pool_options options)
+    : core_(std::make_unique<detail::pool_core>(options)) {}
 
 pool::~pool() = default; // the core's destructor terminates
 
-void pool::close() { core_->close(); }
-void pool::terminate() { core_->terminate(); }
-void pool::join() { core_->join(); }
-std::size_t pool::processes() const noexcept { return core_->processes(); }
-std::vector<int> pool::worker_pids() const { return core_->worker_pids(); }
+void pool::close() {
+    core_->close();
+}
+void pool::terminate() {
+    core_->terminate();
+}
+void pool::join() {
+    core_->join();
+}
+std::size_t pool::processes() const noexcept {
+    return core_->processes();
+}
+std::vector<int> pool::worker_pids() const {
+    return core_->worker_pids();
+}
 
 void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {
     std::vector<detail::outgoing_chunk> chunks;

@@ -21,7 +21,8 @@ public:
 
 private:
     friend context get_context(std::string_view method);
-    explicit context(start_method method) noexcept : method_(method) {}
+    explicit context(start_method method) noexcept
+        : method_(method) {}
     start_method method_;
 };
 

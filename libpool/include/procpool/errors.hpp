@@ -36,7 +36,10 @@ class worker_lost_error : public error {
 public:
     worker_lost_error(const std::string& what, int pid, std::optional<int> exit_code,
                       std::optional<int> signal)
-        : error(what), pid_(pid), exit_code_(exit_code), signal_(signal) {}
+        : error(what)
+        , pid_(pid)
+        , exit_code_(exit_code)
+        , signal_(signal) {}
 
     /// The process id of the worker that died.
     int pid() const noexcept { return pid_; }
@@ -56,8 +59,9 @@ private:
 class remote_error : public error {
 public:
     remote_error(std::string type_name, std::string message)
-        : error(type_name + ": " + message), type_name_(std::move(type_name)),
-          message_(std::move(message)) {}
+        : error(type_name + ": " + message)
+        , type_name_(std::move(type_name))
+        , message_(std::move(message)) {}
 
     /// The demangled type name of the exception thrown in the worker.
     const std::string& type_name() const noexcept { return type_name_; }

@@ -21,8 +21,7 @@ public:
 
     /// f(args...) runs in every worker at start. F follows the rules of task functions.
     template <class F, class... Args>
-        requires(!std::same_as<std::decay_t<F>, initializer>)
-    initializer(F f, Args... args) {
+    requires(!std::same_as<std::decay_t<F>, initializer>) initializer(F f, Args... args) {
         PROCPOOL_CHECK_SENDABLE(F);
         using item = std::tuple<Args...>;
         detail::frame_encoder<F, item, true> encoder(f, detail::frame_kind::initializer);

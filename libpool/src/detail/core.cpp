@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -37,10 +38,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <csignal>
 #include <poll.h>
-#include <sys/wait.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -98,7 +98,9 @@ public:
         return pid;
     }
 
-    void start() { thread_ = std::thread([this] { loop(); }); }
+    void start() {
+        thread_ = std::thread([this] { loop(); });
+    }
 
     /// SIGKILL to every worker still running. Thread-safe, never throws.
     void kill_all() noexcept {
@@ -272,13 +274,13 @@ private:
 
 pool_core::impl::impl(const pool_options& options)
     : supervisor_([this](const exit_report& r) {
-          {
-              std::lock_guard lock(mutex_);
-              exits_.push_back(r);
-              wakeup_.store(true, std::memory_order_release);
-          }
-          notify(segment_.header().parent_event);
-      }) {
+        {
+            std::lock_guard lock(mutex_);
+            exits_.push_back(r);
+            wakeup_.store(true, std::memory_order_release);
+        }
+        notify(segment_.header().parent_event);
+    }) {
     if (std::getenv(worker_environment_variable) != nullptr)
         throw state_error("procpool: this process was started as a pool worker but reached a "
                           "pool constructor; call procpool::init(argc, argv) first in main()");
@@ -311,7 +313,9 @@ pool_core::impl::impl(const pool_options& options)
     io_thread_ = std::thread([this] { io_loop(); });
 }
 
-pool_core::impl::~impl() { terminate(); }
+pool_core::impl::~impl() {
+    terminate();
+}
 
 void pool_core::impl::start_worker(worker_state& w) {
     worker_slot& slot = segment_.slot(w.index);
@@ -428,8 +432,8 @@ void pool_core::impl::io_loop() noexcept {
             state = state_;
         }
         if (state == run_state::terminating) {
-            fail_everything(std::make_exception_ptr(state_error(
-                "procpool: the pool was terminated before this task finished")));
+            fail_everything(std::make_exception_ptr(
+                state_error("procpool: the pool was terminated before this task finished")));
             supervisor_.kill_all();
             return;
         }
@@ -493,8 +497,8 @@ void pool_core::impl::on_exit(const exit_report& report) {
     const slot_state last_state = slot.state.load(std::memory_order_acquire);
     const bool clean = WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 &&
                        last_state == slot_state::exiting;
-    const bool was_ready = w.ready || last_state == slot_state::ready ||
-                           last_state == slot_state::exiting;
+    const bool was_ready =
+        w.ready || last_state == slot_state::ready || last_state == slot_state::exiting;
 
     std::deque<outgoing_chunk> unstarted;
     for (dispatched& d : w.queue) {
@@ -506,10 +510,10 @@ void pool_core::impl::on_exit(const exit_report& report) {
             else if (WIFEXITED(report.status))
                 code = WEXITSTATUS(report.status);
             chunk_outcome outcome;
-            outcome.error = std::make_exception_ptr(worker_lost_error(
-                "procpool: worker " + std::to_string(report.pid) + " " + how +
-                    " while running a task",
-                report.pid, code, signal));
+            outcome.error = std::make_exception_ptr(
+                worker_lost_error("procpool: worker " + std::to_string(report.pid) + " " + how +
+                                      " while running a task",
+                                  report.pid, code, signal));
             d.chunk.sink->complete_chunk(d.chunk.index, outcome);
         } else {
             unstarted.push_back(std::move(d.chunk));
@@ -522,10 +526,10 @@ void pool_core::impl::on_exit(const exit_report& report) {
 
     if (!clean && !was_ready) {
         if (++start_failures_ >= max_start_failures) {
-            fail_pool(std::make_exception_ptr(error(
-                "procpool: workers keep dying before they are ready (the last, " +
-                std::to_string(report.pid) + ", " + describe_wait_status(report.status) +
-                "); giving up. Does main() call procpool::init(argc, argv) first?")));
+            fail_pool(std::make_exception_ptr(
+                error("procpool: workers keep dying before they are ready (the last, " +
+                      std::to_string(report.pid) + ", " + describe_wait_status(report.status) +
+                      "); giving up. Does main() call procpool::init(argc, argv) first?")));
             return;
         }
     }
@@ -691,8 +695,8 @@ void pool_core::impl::wait_for_work() {
                 continue;
             if (w.outbox.readable() > 0)
                 return true;
-            const bool has_output = w.current != writing::none || w.initializer_unsent ||
-                                    w.sent < w.queue.size();
+            const bool has_output =
+                w.current != writing::none || w.initializer_unsent || w.sent < w.queue.size();
             if (has_output && w.inbox.writable() > 0)
                 return true;
         }
@@ -733,13 +737,26 @@ void pool_core::impl::fail_everything(const std::exception_ptr& error) {
 
 // ---- pool_core: forwards ----
 
-pool_core::pool_core(const pool_options& options) : impl_(std::make_unique<impl>(options)) {}
+pool_core::pool_core(const pool_options& options)
+    : impl_(std::make_unique<impl>(options)) {}
 pool_core::~pool_core() = default;
-void pool_core::submit(std::vector<outgoing_chunk> chunks) { impl_->submit(std::move(chunks)); }
-void pool_core::close() { impl_->close(); }
-void pool_core::terminate() { impl_->terminate(); }
-void pool_core::join() { impl_->join(); }
-std::size_t pool_core::processes() const noexcept { return impl_->processes_; }
-std::vector<int> pool_core::worker_pids() const { return impl_->worker_pids(); }
+void pool_core::submit(std::vector<outgoing_chunk> chunks) {
+    impl_->submit(std::move(chunks));
+}
+void pool_core::close() {
+    impl_->close();
+}
+void pool_core::terminate() {
+    impl_->terminate();
+}
+void pool_core::join() {
+    impl_->join();
+}
+std::size_t pool_core::processes() const noexcept {
+    return impl_->processes_;
+}
+std::vector<int> pool_core::worker_pids() const {
+    return impl_->worker_pids();
+}
 
 } // namespace procpool::detail

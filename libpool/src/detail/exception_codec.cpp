@@ -106,8 +106,7 @@ void append_current_exception(std::vector<char>& out, task_stage stage) {
             const char* what = stage == task_stage::decoding
                                    ? "procpool: could not decode a task argument in the worker: "
                                    : "procpool: could not encode a task result in the worker: ";
-            append_record(out, error_tag::serialization_error, "",
-                          std::string(what) + e.what());
+            append_record(out, error_tag::serialization_error, "", std::string(what) + e.what());
             return;
         }
         const error_tag tag = tag_of(typeid(e));

@@ -47,9 +47,15 @@ child_process::~child_process() {
     }
 }
 
-int child_process::pid() const noexcept { return impl_ ? impl_->child.id() : -1; }
-int child_process::pidfd() const noexcept { return impl_ ? impl_->pidfd : -1; }
-bool child_process::reaped() const noexcept { return !impl_ || impl_->reaped; }
+int child_process::pid() const noexcept {
+    return impl_ ? impl_->child.id() : -1;
+}
+int child_process::pidfd() const noexcept {
+    return impl_ ? impl_->pidfd : -1;
+}
+bool child_process::reaped() const noexcept {
+    return !impl_ || impl_->reaped;
+}
 
 int child_process::wait() {
     if (!impl_ || impl_->reaped)

@@ -42,7 +42,8 @@ struct segment::impl {
     std::byte* base() const noexcept { return static_cast<std::byte*>(region.get_address()); }
 };
 
-segment::segment(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+segment::segment(std::unique_ptr<impl> p) noexcept
+    : impl_(std::move(p)) {}
 segment::segment() noexcept = default;
 segment::segment(segment&&) noexcept = default;
 segment& segment::operator=(segment&&) noexcept = default;
@@ -101,8 +102,7 @@ segment segment::attach(const std::string& name) {
         bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
         bip::offset_t size = 0;
         if (!shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(segment_header)))
-            throw error("procpool: shared-memory segment " + name +
-                        " is too small to be a pool's");
+            throw error("procpool: shared-memory segment " + name + " is too small to be a pool's");
         p->region = bip::mapped_region(shm, bip::read_write, 0, static_cast<std::size_t>(size));
     } catch (const bip::interprocess_exception& e) {
         throw error("procpool: cannot open the pool's shared-memory segment " + name + ": " +
@@ -123,8 +123,7 @@ segment segment::attach(const std::string& name) {
     if (h.ring_bytes == 0 || (h.ring_bytes & (h.ring_bytes - 1)) != 0)
         refuse("ring size " + std::to_string(h.ring_bytes) + " is not a power of two");
     if (h.segment_bytes != p->layout.total_bytes() || h.segment_bytes > p->region.get_size())
-        refuse("segment size " + std::to_string(h.segment_bytes) +
-               " does not match its layout");
+        refuse("segment size " + std::to_string(h.segment_bytes) + " does not match its layout");
     if (h.module_key != main_module_key())
         refuse("the worker's executable is not the parent's (build-id differs: was the "
                "program rebuilt while the pool ran?)");
@@ -138,10 +137,12 @@ worker_slot& segment::slot(std::uint32_t i) const noexcept {
     return *reinterpret_cast<worker_slot*>(impl_->base() + impl_->layout.slot_offset(i));
 }
 ring_producer segment::inbox_producer(std::uint32_t i) const noexcept {
-    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i), impl_->layout.ring_bytes};
+    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i),
+            impl_->layout.ring_bytes};
 }
 ring_consumer segment::inbox_consumer(std::uint32_t i) const noexcept {
-    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i), impl_->layout.ring_bytes};
+    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i),
+            impl_->layout.ring_bytes};
 }
 ring_producer segment::outbox_producer(std::uint32_t i) const noexcept {
     return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
@@ -151,8 +152,12 @@ ring_consumer segment::outbox_consumer(std::uint32_t i) const noexcept {
     return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
             impl_->layout.ring_bytes};
 }
-const segment_layout& segment::layout() const noexcept { return impl_->layout; }
-const std::string& segment::name() const noexcept { return impl_->name; }
+const segment_layout& segment::layout() const noexcept {
+    return impl_->layout;
+}
+const std::string& segment::name() const noexcept {
+    return impl_->name;
+}
 
 void segment::remove_name() noexcept {
     if (impl_)

@@ -192,6 +192,8 @@ trampoline_fn find_trampoline(const void* address) noexcept {
     return trampoline_registry::instance().find(address);
 }
 
-std::uint64_t main_module_key() { return module_table::instance().main_key(); }
+std::uint64_t main_module_key() {
+    return module_table::instance().main_key();
+}
 
 } // namespace procpool::detail

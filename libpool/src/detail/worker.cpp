@@ -59,9 +59,12 @@ void start_watchdog(pid_t parent, std::string name) {
 class worker {
 public:
     worker(segment seg, unsigned index)
-        : seg_(std::move(seg)), index_(index), slot_(seg_.slot(index)),
-          inbox_(seg_.inbox_consumer(index)), outbox_(seg_.outbox_producer(index)),
-          max_tasks_(seg_.header().max_tasks_per_child) {}
+        : seg_(std::move(seg))
+        , index_(index)
+        , slot_(seg_.slot(index))
+        , inbox_(seg_.inbox_consumer(index))
+        , outbox_(seg_.outbox_producer(index))
+        , max_tasks_(seg_.header().max_tasks_per_child) {}
 
     [[noreturn]] void run() {
         if (seg_.header().has_initializer == 0)
@@ -110,8 +113,8 @@ private:
         output_.clear();
         result_header result;
         append_pod(output_, result);
-        const auto bytes = std::span<const char>(reinterpret_cast<const char*>(frame.data()),
-                                                 frame.size());
+        const auto bytes =
+            std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
         task_header task;
         if (bytes.size() < sizeof task) {
             fail(result, "procpool: a worker received a malformed task frame");
@@ -124,10 +127,10 @@ private:
             slot_.running_task.store(task.task_id, std::memory_order_release);
             execute(task, bytes.subspan(sizeof task), result);
         }
-        result.exec_ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                std::chrono::steady_clock::now() - start)
-                .count());
+        result.exec_ns =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - start)
+                                           .count());
         std::memcpy(output_.data(), &result, sizeof result);
         write_frame();
         // release: as above; the result is published, so this task is no longer at risk.
@@ -189,7 +192,8 @@ private:
                 notify(parent);
             if (!writer_.busy())
                 return;
-            wait_for(slot_.event, [&] { return outbox_.writable() > 0; }, worker_spin);
+            wait_for(
+                slot_.event, [&] { return outbox_.writable() > 0; }, worker_spin);
         }
     }
 

@@ -28,7 +28,8 @@ inline constexpr unsigned archive_flags = boost::archive::no_header | boost::arc
 /// Not thread-safe: one archive on one thread.
 class vector_sink final : public std::streambuf {
 public:
-    explicit vector_sink(std::vector<char>& out) noexcept : out_(out) {}
+    explicit vector_sink(std::vector<char>& out) noexcept
+        : out_(out) {}
 
 protected:
     std::streamsize xsputn(const char* s, std::streamsize n) override {

@@ -44,7 +44,8 @@ bool wait_for(event_word& event, Ready&& ready, std::chrono::nanoseconds spin,
 
 /// One sleep on the futex if `ticket` is still current; ends early on a wake or a signal.
 /// `timeout` zero: no limit.
-void futex_sleep(event_word& event, std::uint32_t ticket, std::chrono::nanoseconds timeout) noexcept;
+void futex_sleep(event_word& event, std::uint32_t ticket,
+                 std::chrono::nanoseconds timeout) noexcept;
 
 /// A hint to the CPU that we are spinning.
 inline void cpu_relax() noexcept {
@@ -81,7 +82,8 @@ bool wait_for(event_word& event, Ready&& ready, std::chrono::nanoseconds spin,
         }
         std::chrono::nanoseconds left{};
         if (timeout.count() != 0) {
-            left = timeout - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start);
+            left = timeout -
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start);
             if (left.count() <= 0) {
                 event.sleepers.fetch_sub(1, std::memory_order_relaxed);
                 return ready();

@@ -146,7 +146,7 @@ private:
         using type = std::function<void(const U&)>;
     };
     template <class U>
-        requires std::is_void_v<U>
+    requires std::is_void_v<U>
     struct callback_of<U> {
         using type = std::function<void()>;
     };
@@ -198,8 +198,9 @@ template <class R>
 class vector_result final : public result_state<std::vector<R>> {
 public:
     vector_result(std::size_t items, std::size_t chunksize)
-        : values_(items), chunksize_(chunksize),
-          remaining_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize) {}
+        : values_(items)
+        , chunksize_(chunksize)
+        , remaining_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize) {}
 
     /// Completes an empty job at once (callbacks set first; no chunk will ever arrive).
     void finish_if_empty() noexcept {

@@ -56,11 +56,14 @@ class ring_producer {
 public:
     ring_producer() = default;
     ring_producer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
-        : control_(control), data_(data), capacity_(capacity),
-          // relaxed: the view is made while the ring is idle (attach or reset), ordered by the
-          // segment handshake or by waitpid.
-          head_(control->head.load(std::memory_order_relaxed)),
-          tail_cache_(control->tail.load(std::memory_order_relaxed)) {}
+        : control_(control)
+        , data_(data)
+        , capacity_(capacity)
+        ,
+        // relaxed: the view is made while the ring is idle (attach or reset), ordered by the
+        // segment handshake or by waitpid.
+        head_(control->head.load(std::memory_order_relaxed))
+        , tail_cache_(control->tail.load(std::memory_order_relaxed)) {}
 
     /// Bytes that can be written now. Wait-free.
     std::uint64_t writable() noexcept {
@@ -113,8 +116,9 @@ private:
     ring_control* control_ = nullptr;
     std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
-    std::uint64_t head_ = 0;       // our own counter: only we write head
-    std::uint64_t tail_cache_ = 0; // last tail seen; free space is at least capacity - (head - tail_cache)
+    std::uint64_t head_ = 0; // our own counter: only we write head
+    std::uint64_t tail_cache_ =
+        0; // last tail seen; free space is at least capacity - (head - tail_cache)
 };
 
 /// The consumer's view of a ring. One per process side; never shared between threads.
@@ -122,10 +126,13 @@ class ring_consumer {
 public:
     ring_consumer() = default;
     ring_consumer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
-        : control_(control), data_(data), capacity_(capacity),
-          // relaxed: as in ring_producer's constructor.
-          tail_(control->tail.load(std::memory_order_relaxed)),
-          head_cache_(control->head.load(std::memory_order_relaxed)) {}
+        : control_(control)
+        , data_(data)
+        , capacity_(capacity)
+        ,
+        // relaxed: as in ring_producer's constructor.
+        tail_(control->tail.load(std::memory_order_relaxed))
+        , head_cache_(control->head.load(std::memory_order_relaxed)) {}
 
     /// Bytes that can be read now. Wait-free.
     std::uint64_t readable() noexcept {

@@ -2,7 +2,8 @@
 //
 //   offset 0              segment_header   magic, layout version, sizes, parent's event
 //   header_bytes          worker_slot[0..N) one per worker: state, pid, its event, ring controls
-//   data_offset           ring data: inbox 0 | outbox 0 | inbox 1 | outbox 1 | ...  (ring_bytes each)
+//   data_offset           ring data: inbox 0 | outbox 0 | inbox 1 | outbox 1 | ...  (ring_bytes
+//   each)
 //
 // Everything is addressed by offsets computed from the header's sizes (segment_layout), never
 // by pointers, so every process may map the segment anywhere. A worker checks magic, version,
@@ -58,8 +59,8 @@ struct worker_slot {
     alignas(cache_line) std::atomic<std::uint32_t> generation{0};
     std::atomic<std::int32_t> pid{0};
     std::atomic<slot_state> state{slot_state::empty};
-    std::atomic<std::uint32_t> stop{0};          ///< 1: leave once the inbox is empty
-    std::atomic<std::uint64_t> running_task{0};  ///< task id being run, 0 between tasks
+    std::atomic<std::uint32_t> stop{0};         ///< 1: leave once the inbox is empty
+    std::atomic<std::uint64_t> running_task{0}; ///< task id being run, 0 between tasks
     alignas(cache_line) event_word event;
     ring_control inbox;
     ring_control outbox;
@@ -80,9 +81,7 @@ struct segment_layout {
     std::uint64_t slot_offset(std::uint32_t i) const {
         return header_bytes() + std::uint64_t{i} * sizeof(worker_slot);
     }
-    std::uint64_t data_offset() const {
-        return (slot_offset(workers) + page - 1) / page * page;
-    }
+    std::uint64_t data_offset() const { return (slot_offset(workers) + page - 1) / page * page; }
     std::uint64_t inbox_offset(std::uint32_t i) const { return data_offset() + 2 * i * ring_bytes; }
     std::uint64_t outbox_offset(std::uint32_t i) const { return inbox_offset(i) + ring_bytes; }
     std::uint64_t total_bytes() const { return data_offset() + 2 * workers * ring_bytes; }

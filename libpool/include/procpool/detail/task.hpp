@@ -34,11 +34,11 @@ namespace procpool::detail {
 
 /// What the worker hands a trampoline, and what the trampoline reports back.
 struct task_call {
-    const void* function = nullptr;  ///< decoded function pointer, when the task has one
-    std::span<const char> input;     ///< archive: [function object] item...
+    const void* function = nullptr; ///< decoded function pointer, when the task has one
+    std::span<const char> input;    ///< archive: [function object] item...
     std::uint64_t item_count = 0;
     std::vector<char>* output = nullptr; ///< the result archive is appended here
-    std::uint64_t ok_count = 0;      ///< items whose results are in *output
+    std::uint64_t ok_count = 0;          ///< items whose results are in *output
     task_stage stage = task_stage::decoding;
 };
 
@@ -47,13 +47,12 @@ concept function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remov
 
 template <class F>
 concept stateless_function_object = std::is_class_v<F> && std::is_empty_v<F> &&
-                                    std::default_initializable<F> && std::copy_constructible<F>;
+    std::default_initializable<F> && std::copy_constructible<F>;
 
 template <class F>
-concept serializable_function_object =
-    std::is_class_v<F> && std::default_initializable<F> &&
+concept serializable_function_object = std::is_class_v<F> && std::default_initializable<F> &&
     (is_serializable_function<F> ||
-     requires(F& f, boost::archive::binary_oarchive& oa, boost::archive::binary_iarchive& ia) {
+     requires(F & f, boost::archive::binary_oarchive& oa, boost::archive::binary_iarchive& ia) {
          f.serialize(oa, 0u);
          f.serialize(ia, 0u);
      });
@@ -83,17 +82,17 @@ struct is_tuple_like<std::pair<A, B>> : std::true_type {};
 template <class F, class Item, bool Star>
 struct call_result {};
 template <class F, class Item>
-    requires std::invocable<F&, Item&&>
+requires std::invocable<F&, Item&&>
 struct call_result<F, Item, false> {
     using type = std::decay_t<std::invoke_result_t<F&, Item&&>>;
 };
 template <class F, class... Ts>
-    requires std::invocable<F&, Ts&&...>
+requires std::invocable<F&, Ts&&...>
 struct call_result<F, std::tuple<Ts...>, true> {
     using type = std::decay_t<std::invoke_result_t<F&, Ts&&...>>;
 };
 template <class F, class A, class B>
-    requires std::invocable<F&, A&&, B&&>
+requires std::invocable<F&, A&&, B&&>
 struct call_result<F, std::pair<A, B>, true> {
     using type = std::decay_t<std::invoke_result_t<F&, A&&, B&&>>;
 };
@@ -167,7 +166,9 @@ private:
 template <class F, class Item, bool Star>
 class frame_encoder {
 public:
-    frame_encoder(const F& f, frame_kind kind) : sink_(frame_), archive_(sink_, archive_flags) {
+    frame_encoder(const F& f, frame_kind kind)
+        : sink_(frame_)
+        , archive_(sink_, archive_flags) {
         header_.kind = kind;
         header_.trampoline = invoker<F, Item, Star>::identity();
         if constexpr (function_pointer<F>)

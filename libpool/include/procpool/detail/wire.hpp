@@ -24,17 +24,17 @@ struct task_header {
     frame_kind kind = frame_kind::task;
     std::uint32_t reserved = 0;
     code_address trampoline;
-    code_address function;       ///< module 0 unless the task function is a function pointer
+    code_address function; ///< module 0 unless the task function is a function pointer
     std::uint64_t item_count = 0;
 };
 
 struct result_header {
     std::uint64_t task_id = 0;
     frame_kind kind = frame_kind::result;
-    std::uint32_t failed = 0;         ///< 1: an error record follows at error_offset
-    std::uint64_t ok_count = 0;       ///< results in the archive, for items 0..ok_count-1
-    std::uint64_t error_offset = 0;   ///< from the end of the header
-    std::uint64_t exec_ns = 0;        ///< time the worker spent on the frame
+    std::uint32_t failed = 0;       ///< 1: an error record follows at error_offset
+    std::uint64_t ok_count = 0;     ///< results in the archive, for items 0..ok_count-1
+    std::uint64_t error_offset = 0; ///< from the end of the header
+    std::uint64_t exec_ns = 0;      ///< time the worker spent on the frame
 };
 
 static_assert(std::is_trivially_copyable_v<task_header> && sizeof(task_header) == 56,
