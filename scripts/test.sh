@@ -13,7 +13,7 @@ cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure --no-tests=error)
 
 echo "== b2 build and tests"
-b2 -j"$jobs" -q
+b2 -j"$jobs" -q -l 300 # -l: no action (test) may run longer than 300 s
 
 echo "== procpool-perf smoke run (no thresholds: the machine is shared)"
 build/perf/procpool-perf --quick --repeat 1

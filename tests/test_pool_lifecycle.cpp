@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
+#include <set>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -184,4 +185,12 @@ BOOST_AUTO_TEST_CASE(a_program_without_init_fails_with_a_clear_error_not_a_fork_
                std::string::npos);
     BOOST_TEST(text.find("workers keep dying before they are ready") != std::string::npos);
     BOOST_TEST_MESSAGE(text);
+}
+
+BOOST_AUTO_TEST_CASE(maxtasksperchild_1_gives_every_task_a_distinct_worker) {
+    procpool::pool pool({.processes = 2, .maxtasksperchild = 1});
+    const auto pids = pool.map(worker_pid, std::vector<int>(20, 0), 1);
+    BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 20u);
+    BOOST_TEST(pool.worker_pids().size() <= 2u);
+    BOOST_TEST(pool.apply(square, 11) == 121); // replacements keep serving
 }
