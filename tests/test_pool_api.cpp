@@ -188,15 +188,15 @@ BOOST_AUTO_TEST_CASE(function_objects_lambdas_and_pointers_all_run) {
 
 BOOST_AUTO_TEST_CASE(get_with_timeout_throws_timeout_error_and_the_result_stays_usable) {
     procpool::pool pool(1);
-    auto result = pool.apply_async(sleep_ms, 300);
+    auto result = pool.apply_async(sleep_ms, 1000);
     BOOST_CHECK_THROW(result.get(10ms), procpool::timeout_error);
     BOOST_TEST(!result.ready());
-    BOOST_TEST(result.get(patience) == 300);
+    BOOST_TEST(result.get(patience) == 1000);
 }
 
 BOOST_AUTO_TEST_CASE(wait_with_timeout_is_false_until_the_task_is_done) {
     procpool::pool pool(1);
-    auto result = pool.apply_async(sleep_ms, 300);
+    auto result = pool.apply_async(sleep_ms, 1000);
     BOOST_TEST(!result.wait(10ms));
     BOOST_TEST(result.wait(patience));
     BOOST_TEST(result.ready());
@@ -204,7 +204,7 @@ BOOST_AUTO_TEST_CASE(wait_with_timeout_is_false_until_the_task_is_done) {
 
 BOOST_AUTO_TEST_CASE(successful_throws_state_error_before_ready) {
     procpool::pool pool(1);
-    auto result = pool.apply_async(sleep_ms, 300);
+    auto result = pool.apply_async(sleep_ms, 1000);
     BOOST_CHECK_THROW(result.successful(), procpool::state_error);
     BOOST_TEST(result.wait(patience));
     BOOST_TEST(result.successful());
