@@ -20,8 +20,12 @@ public:
     initializer() = default;
 
     /// f(args...) runs in every worker at start. F follows the rules of task functions.
+    // clang-format 14 mangles requires-clauses
+    // clang-format off
     template <class F, class... Args>
-    requires(!std::same_as<std::decay_t<F>, initializer>) initializer(F f, Args... args) {
+        requires(!std::same_as<std::decay_t<F>, initializer>)
+    initializer(F f, Args... args) {
+        // clang-format on
         PROCPOOL_CHECK_SENDABLE(F);
         using item = std::tuple<Args...>;
         detail::frame_encoder<F, item, true> encoder(f, detail::frame_kind::initializer);

@@ -69,12 +69,16 @@ public:
     /// `error_callback(std::exception_ptr)` runs in the pool's result thread before the result
     /// becomes ready, and must return quickly. A callback that throws fails the result with
     /// what it threw. Throws as the other apply_async.
+    // clang-format 14 mangles requires-clauses
+    // clang-format off
     template <class F, class... Args, class Callback, class ErrorCallback = detail::no_callback>
-    requires(std::is_void_v<detail::apply_result_t<F, Args...>>
-                 ? std::invocable<Callback&>
-                 : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
-        async_result<detail::apply_result_t<F, Args...>> apply_async(
-            F f, std::tuple<Args...> args, Callback callback, ErrorCallback error_callback = {});
+        requires(std::is_void_v<detail::apply_result_t<F, Args...>>
+                     ? std::invocable<Callback&>
+                     : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
+    async_result<detail::apply_result_t<F, Args...>>
+    apply_async(F f, std::tuple<Args...> args, Callback callback,
+                ErrorCallback error_callback = {});
+    // clang-format on
 
     /// [f(x) for x in items], computed in chunks of `chunksize` items (0: Python's default,
     /// ceil(len / (4 * processes))). Reads the whole range first. Blocks; raises the first

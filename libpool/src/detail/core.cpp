@@ -36,6 +36,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <poll.h>
@@ -234,6 +235,7 @@ private:
     void start_worker(worker_state& w);
     void io_loop() noexcept;
     bool collect();
+    void take_submitted(); // callers hold mutex_
     void on_exit(const exit_report& report);
     bool drain(worker_state& w);
     void on_frame(worker_state& w, std::span<const std::byte> frame);
@@ -466,6 +468,11 @@ void pool_core::impl::io_loop() noexcept {
     }
 }
 
+void pool_core::impl::take_submitted() {
+    std::move(submitted_.begin(), submitted_.end(), std::back_inserter(pending_));
+    submitted_.clear();
+}
+
 bool pool_core::impl::collect() {
     // acquire: pairs with the release stores in submit(), close(), terminate() and on_exit.
     if (!wakeup_.load(std::memory_order_acquire))
@@ -474,10 +481,7 @@ bool pool_core::impl::collect() {
     {
         std::lock_guard lock(mutex_);
         wakeup_.store(false, std::memory_order_relaxed); // under the mutex: no update is lost
-        while (!submitted_.empty()) {
-            pending_.push_back(std::move(submitted_.front()));
-            submitted_.pop_front();
-        }
+        take_submitted();
         exits.swap(exits_);
     }
     for (const exit_report& r : exits)
@@ -717,10 +721,7 @@ void pool_core::impl::fail_pool(std::exception_ptr error) {
 void pool_core::impl::fail_everything(const std::exception_ptr& error) {
     {
         std::lock_guard lock(mutex_);
-        while (!submitted_.empty()) {
-            pending_.push_back(std::move(submitted_.front()));
-            submitted_.pop_front();
-        }
+        take_submitted();
     }
     chunk_outcome outcome;
     outcome.error = error;

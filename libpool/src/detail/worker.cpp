@@ -146,8 +146,7 @@ private:
     }
 
     void execute(const task_header& task, std::span<const char> input, result_header& result) {
-        const void* address = from_code_address(task.trampoline);
-        const trampoline_fn trampoline = address ? find_trampoline(address) : nullptr;
+        const trampoline_fn trampoline = resolve_trampoline(task.trampoline);
         if (trampoline == nullptr) {
             fail(result, "procpool: the worker does not know this task's function (no "
                          "registered trampoline at that address): it runs a different binary");
@@ -158,7 +157,7 @@ private:
         call.item_count = task.item_count;
         call.output = &output_;
         if (task.function.module != 0) {
-            call.function = from_code_address(task.function);
+            call.function = resolve_function(task.function);
             if (call.function == nullptr) {
                 fail(result, "procpool: the task's function pointer does not point into "
                              "executable code of a module loaded in the worker");
@@ -175,6 +174,26 @@ private:
             return;
         }
         result.ok_count = call.ok_count;
+    }
+
+    // Both lookups take a lock and scan the module table; a job sends the same function
+    // again and again, so the last successful answer is kept. Failures are not kept: a module
+    // loaded later may make the address known.
+    trampoline_fn resolve_trampoline(code_address a) {
+        if (trampoline_ == nullptr || !(a == trampoline_key_)) {
+            const void* address = from_code_address(a);
+            trampoline_ = address ? find_trampoline(address) : nullptr;
+            trampoline_key_ = a;
+        }
+        return trampoline_;
+    }
+
+    const void* resolve_function(code_address a) {
+        if (function_ == nullptr || !(a == function_key_)) {
+            function_ = from_code_address(a);
+            function_key_ = a;
+        }
+        return function_;
     }
 
     void fail(result_header& result, const char* message) {
@@ -207,6 +226,10 @@ private:
     std::vector<char> output_;
     std::uint64_t max_tasks_;
     std::uint64_t tasks_done_ = 0;
+    code_address trampoline_key_;
+    trampoline_fn trampoline_ = nullptr;
+    code_address function_key_;
+    const void* function_ = nullptr;
 };
 
 [[noreturn]] void refuse(const std::string& why) {

@@ -45,12 +45,15 @@ async_result<detail::apply_result_t<F, Args...>> pool::apply_async(F f, Args&&..
     return async_result<result_type>(std::move(state));
 }
 
+// clang-format 14 mangles requires-clauses
+// clang-format off
 template <class F, class... Args, class Callback, class ErrorCallback>
-requires(std::is_void_v<detail::apply_result_t<F, Args...>>
-             ? std::invocable<Callback&>
-             : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
-    async_result<detail::apply_result_t<F, Args...>> pool::apply_async(
-        F f, std::tuple<Args...> args, Callback callback, ErrorCallback error_callback) {
+    requires(std::is_void_v<detail::apply_result_t<F, Args...>>
+                 ? std::invocable<Callback&>
+                 : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
+async_result<detail::apply_result_t<F, Args...>>
+pool::apply_async(F f, std::tuple<Args...> args, Callback callback, ErrorCallback error_callback) {
+    // clang-format on
     using result_type = detail::apply_result_t<F, Args...>;
     auto state = std::make_shared<detail::single_result<result_type>>();
     state->set_callbacks(std::move(callback), std::move(error_callback));

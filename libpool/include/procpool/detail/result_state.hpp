@@ -128,11 +128,10 @@ protected:
         publish();
     }
 
-    bool finished() const noexcept { return finished_; }
+    bool finished() const noexcept { return ready(); }
 
 private:
     void publish() noexcept {
-        finished_ = true;
         {
             std::lock_guard lock(mutex_);
             // release: pairs with the acquire in ready().
@@ -155,7 +154,6 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable done_;
     std::atomic<bool> ready_{false};
-    bool finished_ = false; // completing thread only
     std::optional<stored_type> value_;
     std::exception_ptr error_;
     callback_type callback_;

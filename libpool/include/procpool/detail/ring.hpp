@@ -56,13 +56,12 @@ class ring_producer {
 public:
     ring_producer() = default;
     ring_producer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
+        // relaxed loads: the view is made while the ring is idle (attach or reset), ordered by
+        // the segment handshake or by waitpid.
         : control_(control)
         , data_(data)
         , capacity_(capacity)
-        ,
-        // relaxed: the view is made while the ring is idle (attach or reset), ordered by the
-        // segment handshake or by waitpid.
-        head_(control->head.load(std::memory_order_relaxed))
+        , head_(control->head.load(std::memory_order_relaxed))
         , tail_cache_(control->tail.load(std::memory_order_relaxed)) {}
 
     /// Bytes that can be written now. Wait-free.
@@ -117,8 +116,8 @@ private:
     std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint64_t head_ = 0; // our own counter: only we write head
-    std::uint64_t tail_cache_ =
-        0; // last tail seen; free space is at least capacity - (head - tail_cache)
+    // The last tail seen: free space is at least capacity - (head - tail_cache).
+    std::uint64_t tail_cache_ = 0;
 };
 
 /// The consumer's view of a ring. One per process side; never shared between threads.
@@ -126,12 +125,11 @@ class ring_consumer {
 public:
     ring_consumer() = default;
     ring_consumer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
+        // relaxed loads: as in ring_producer's constructor.
         : control_(control)
         , data_(data)
         , capacity_(capacity)
-        ,
-        // relaxed: as in ring_producer's constructor.
-        tail_(control->tail.load(std::memory_order_relaxed))
+        , tail_(control->tail.load(std::memory_order_relaxed))
         , head_cache_(control->head.load(std::memory_order_relaxed)) {}
 
     /// Bytes that can be read now. Wait-free.
@@ -199,7 +197,6 @@ class frame_writer {
 public:
     /// Starts a frame; the previous one must be done().
     void start(std::span<const std::byte> frame) noexcept {
-        length_ = frame.size();
         frame_ = frame;
         written_ = 0;
         active_ = true;
@@ -212,7 +209,8 @@ public:
         std::size_t total = 0;
         constexpr std::size_t prefix = sizeof(std::uint64_t);
         if (written_ < prefix) {
-            const auto* bytes = reinterpret_cast<const std::byte*>(&length_);
+            const std::uint64_t length = frame_.size();
+            const auto* bytes = reinterpret_cast<const std::byte*>(&length);
             const std::size_t n = ring.write_some(bytes + written_, prefix - written_);
             written_ += n;
             total += n;
@@ -223,7 +221,7 @@ public:
         const std::size_t n = ring.write_some(frame_.data() + body, frame_.size() - body);
         written_ += n;
         total += n;
-        if (written_ == prefix + length_)
+        if (written_ == prefix + frame_.size())
             active_ = false;
         return total;
     }
@@ -233,8 +231,7 @@ public:
 
 private:
     std::span<const std::byte> frame_;
-    std::uint64_t length_ = 0;
-    std::uint64_t written_ = 0;
+    std::uint64_t written_ = 0; // counting the length prefix
     bool active_ = false;
 };
 

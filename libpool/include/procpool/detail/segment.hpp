@@ -2,8 +2,7 @@
 //
 //   offset 0              segment_header   magic, layout version, sizes, parent's event
 //   header_bytes          worker_slot[0..N) one per worker: state, pid, its event, ring controls
-//   data_offset           ring data: inbox 0 | outbox 0 | inbox 1 | outbox 1 | ...  (ring_bytes
-//   each)
+//   data_offset           ring data, ring_bytes each: inbox 0 | outbox 0 | inbox 1 | ...
 //
 // Everything is addressed by offsets computed from the header's sizes (segment_layout), never
 // by pointers, so every process may map the segment anywhere. A worker checks magic, version,

@@ -23,6 +23,8 @@ using trampoline_fn = void (*)(task_call&);
 struct code_address {
     std::uint64_t module = 0; ///< 0 means "no address"
     std::uint64_t offset = 0;
+
+    friend bool operator==(const code_address&, const code_address&) = default;
 };
 
 /// The module-relative form of `code`. Throws procpool::error when `code` lies in no loaded
