@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <numeric>
+#include <ranges>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,27 @@ void tiny_map(const settings& s, const emit_fn& emit) {
               {"median_s", m},
               {"tasks_per_s", static_cast<double>(v.items) / m}});
     }
+}
+
+void tiny_imap_unordered(const settings& s, const emit_fn& emit) {
+    const std::size_t items = 20'000;
+    procpool::pool pool(s.processes);
+    std::vector<double> times;
+    for (int r = 0; r < s.repeat; ++r) {
+        const auto start = clock_type::now();
+        long sum = 0;
+        for (long y : pool.imap_unordered(square, std::views::iota(0L, static_cast<long>(items))))
+            sum += y;
+        times.push_back(seconds_since(start));
+        if (sum != static_cast<long>((items - 1) * items * (2 * items - 1) / 6))
+            throw std::runtime_error("tiny_imap_unordered: wrong result");
+    }
+    const double m = median(times);
+    emit({{"scenario", "tiny_imap_unordered"},
+          {"tasks", items},
+          {"chunksize", 1},
+          {"median_s", m},
+          {"tasks_per_s", static_cast<double>(items) / m}});
 }
 
 void latency(const settings& s, const emit_fn& emit, bool async_get) {
@@ -191,7 +213,8 @@ int main(int argc, char** argv) {
     options.add_options()("help,h", "show this help")(
         "quick", po::bool_switch(&s.quick), "smaller inputs, for a first look in seconds")(
         "scenario", po::value(&scenarios)->composing(),
-        "run only this scenario (repeatable): tiny_map, latency_apply, latency_apply_async_get, "
+        "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, latency_apply, "
+        "latency_apply_async_get, "
         "payload, startup, serial_loop")("processes", po::value(&s.processes)->default_value(2),
                                          "workers per pool")(
         "repeat", po::value(&s.repeat)->default_value(3), "runs per case; the median is reported")(
@@ -215,6 +238,7 @@ int main(int argc, char** argv) {
 
     const std::vector<std::pair<std::string, std::function<void(const emit_fn&)>>> all = {
         {"tiny_map", [&](const emit_fn& e) { tiny_map(s, e); }},
+        {"tiny_imap_unordered", [&](const emit_fn& e) { tiny_imap_unordered(s, e); }},
         {"latency_apply_async_get", [&](const emit_fn& e) { latency(s, e, true); }},
         {"latency_apply", [&](const emit_fn& e) { latency(s, e, false); }},
         {"payload", [&](const emit_fn& e) { payload(s, e); }},

@@ -1,5 +1,6 @@
 // The non-template members of procpool::pool: thin forwards to the core.
 #include <procpool/detail/core.hpp>
+#include <procpool/detail/imap_channel.hpp>
 #include <procpool/pool.hpp>
 
 #include <stdexcept>
@@ -13,9 +14,12 @@ pool::pool(std::size_t processes)
     : pool(pool_options{.processes = processes}) {}
 
 pool::pool(pool_options options)
-    : core_(std::make_unique<detail::pool_core>(options)) {}
+    : core_(std::make_shared<detail::pool_core>(options)) {}
 
-pool::~pool() = default; // the core's destructor terminates
+pool::~pool() {
+    // Here, not in the core's destructor: an imap_result may hold the core a moment longer.
+    core_->terminate();
+}
 
 void pool::close() {
     core_->close();
@@ -31,6 +35,14 @@ std::size_t pool::processes() const noexcept {
 }
 std::vector<int> pool::worker_pids() const {
     return core_->worker_pids();
+}
+
+std::shared_ptr<detail::imap_channel> pool::open_stream(std::unique_ptr<detail::imap_source> source,
+                                                        bool ordered) {
+    auto channel =
+        std::make_shared<detail::imap_channel>(core_, std::move(source), ordered, processes());
+    channel->start();
+    return channel;
 }
 
 void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {

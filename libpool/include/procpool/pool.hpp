@@ -5,6 +5,7 @@
 #include <procpool/context.hpp>
 #include <procpool/detail/task.hpp>
 #include <procpool/errors.hpp>
+#include <procpool/imap_result.hpp>
 #include <procpool/initializer.hpp>
 #include <procpool/pool_options.hpp>
 
@@ -20,6 +21,8 @@ namespace procpool {
 
 namespace detail {
 class pool_core;
+class imap_channel;
+class imap_source;
 template <class F, class... Args>
 using apply_result_t = call_result_t<F, std::tuple<std::decay_t<Args>...>, true>;
 template <class F, class Range>
@@ -93,6 +96,21 @@ public:
     map_async(F f, Range&& items, std::size_t chunksize = 0, Callback callback = {},
               ErrorCallback error_callback = {});
 
+    /// f(x) for x in items, lazily, results in input order (Python: Pool.imap). The items are
+    /// read as workers need them, in the thread that iterates, in chunks of `chunksize`; at most
+    /// 4 chunks per worker are outstanding, so `items` may be infinite (std::views::iota(0)).
+    /// An lvalue range is referenced, not copied: keep it alive while iterating. Throws
+    /// state_error when the pool is not running, std::invalid_argument for chunksize 0; task
+    /// errors come through the iteration at their item's position (see imap_result).
+    template <class F, std::ranges::input_range Range>
+    imap_result<detail::map_result_t<F, Range>> imap(F f, Range&& items, std::size_t chunksize = 1);
+
+    /// As imap, but results come in the order they finish (Python: Pool.imap_unordered); the
+    /// items of one chunk stay together, in order.
+    template <class F, std::ranges::input_range Range>
+    imap_result<detail::map_result_t<F, Range>> imap_unordered(F f, Range&& items,
+                                                               std::size_t chunksize = 1);
+
     /// [std::apply(f, t) for t in tuples]; as map. Items are std::tuple or std::pair.
     template <class F, std::ranges::input_range Range>
     std::vector<detail::starmap_result_t<F, Range>> starmap(F f, Range&& tuples,
@@ -127,10 +145,18 @@ private:
     auto submit_chunks(F f, Range&& items, std::size_t chunksize, Callback callback,
                        ErrorCallback error_callback);
 
+    template <bool Ordered, class F, class Range>
+    auto stream_chunks(F f, Range&& items, std::size_t chunksize);
+
+    /// Makes and starts the channel of an imap. Throws state_error when not running.
+    std::shared_ptr<detail::imap_channel> open_stream(std::unique_ptr<detail::imap_source> source,
+                                                      bool ordered);
+
     void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
     void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink);
 
-    std::unique_ptr<detail::pool_core> core_;
+    // Shared: an imap_result reaches the pool through a weak_ptr, so that it outlives it safely.
+    std::shared_ptr<detail::pool_core> core_;
 };
 
 } // namespace procpool

@@ -4,6 +4,7 @@
 #include <procpool/async_result.hpp>
 #include <procpool/context.hpp>
 #include <procpool/errors.hpp>
+#include <procpool/imap_result.hpp>
 #include <procpool/init.hpp>
 #include <procpool/initializer.hpp>
 #include <procpool/pool.hpp>

@@ -198,7 +198,9 @@ struct pool_core::impl {
     explicit impl(const pool_options& options);
     ~impl();
 
-    void submit(std::vector<outgoing_chunk> chunks);
+    void submit(std::vector<outgoing_chunk> chunks, bool from_stream);
+    std::uint64_t open_stream(std::weak_ptr<stream_input> stream);
+    void close_stream(std::uint64_t id) noexcept;
     void close();
     void terminate();
     void join();
@@ -259,6 +261,8 @@ private:
     std::exception_ptr failure_;
     std::deque<outgoing_chunk> submitted_;
     std::vector<exit_report> exits_;
+    std::map<std::uint64_t, std::weak_ptr<stream_input>> streams_; // open imap inputs
+    std::uint64_t next_stream_id_ = 1;
     /// Set (under mutex_) whenever something above changed; the io thread clears it.
     std::atomic<bool> wakeup_{false};
 
@@ -351,18 +355,41 @@ void pool_core::impl::start_worker(worker_state& w) {
     w.alive = true;
 }
 
-void pool_core::impl::submit(std::vector<outgoing_chunk> chunks) {
+void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
     {
         std::lock_guard lock(mutex_);
         if (state_ == run_state::failed)
             std::rethrow_exception(failure_);
-        if (state_ != run_state::running)
+        const bool accepting =
+            state_ == run_state::running || (from_stream && state_ == run_state::closed);
+        if (!accepting)
             throw state_error("procpool: pool not running");
         if (chunks.empty())
             return;
         for (auto& c : chunks)
             submitted_.push_back(std::move(c));
         // release: with the mutex, publishes the chunks to the io thread's collect().
+        wakeup_.store(true, std::memory_order_release);
+    }
+    notify(segment_.header().parent_event);
+}
+
+std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
+    std::lock_guard lock(mutex_);
+    if (state_ == run_state::failed)
+        std::rethrow_exception(failure_);
+    if (state_ != run_state::running)
+        throw state_error("procpool: pool not running");
+    const std::uint64_t id = next_stream_id_++;
+    streams_.emplace(id, std::move(stream));
+    return id;
+}
+
+void pool_core::impl::close_stream(std::uint64_t id) noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        if (streams_.erase(id) == 0)
+            return;
         wakeup_.store(true, std::memory_order_release);
     }
     notify(segment_.header().parent_event);
@@ -391,11 +418,19 @@ void pool_core::impl::terminate() {
 }
 
 void pool_core::impl::join() {
+    std::vector<std::weak_ptr<stream_input>> streams;
     {
         std::lock_guard lock(mutex_);
         if (state_ == run_state::running)
             throw state_error("procpool: join() called before close() or terminate()");
+        for (auto& [id, stream] : streams_)
+            streams.push_back(stream);
     }
+    // As Python's join waits for its task handler to queue every imap input: read what is left
+    // of each open stream here (its results wait in the stream for its consumer).
+    for (auto& weak : streams)
+        if (auto stream = weak.lock())
+            stream->read_rest();
     std::lock_guard lifecycle(lifecycle_mutex_);
     end_threads();
 }
@@ -429,9 +464,11 @@ void pool_core::impl::io_loop() noexcept {
     for (;;) {
         bool progress = collect();
         run_state state;
+        bool streams_open;
         {
             std::lock_guard lock(mutex_);
             state = state_;
+            streams_open = !streams_.empty();
         }
         if (state == run_state::terminating) {
             fail_everything(std::make_exception_ptr(
@@ -454,7 +491,7 @@ void pool_core::impl::io_loop() noexcept {
         dispatch();
         for (auto& w : workers_)
             progress |= feed(w);
-        if (state == run_state::closed && idle()) {
+        if (state == run_state::closed && !streams_open && idle()) {
             if (!stopping) {
                 stop_workers();
                 stopping = true;
@@ -577,6 +614,7 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     }
     chunk_outcome outcome;
     outcome.ok_count = header.ok_count;
+    outcome.exec_ns = header.exec_ns;
     outcome.results = header.failed ? payload.first(header.error_offset) : payload;
     if (header.failed)
         outcome.error = decode_error_record(payload.subspan(header.error_offset));
@@ -741,8 +779,14 @@ void pool_core::impl::fail_everything(const std::exception_ptr& error) {
 pool_core::pool_core(const pool_options& options)
     : impl_(std::make_unique<impl>(options)) {}
 pool_core::~pool_core() = default;
-void pool_core::submit(std::vector<outgoing_chunk> chunks) {
-    impl_->submit(std::move(chunks));
+void pool_core::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
+    impl_->submit(std::move(chunks), from_stream);
+}
+std::uint64_t pool_core::open_stream(std::weak_ptr<stream_input> stream) {
+    return impl_->open_stream(std::move(stream));
+}
+void pool_core::close_stream(std::uint64_t id) noexcept {
+    impl_->close_stream(id);
 }
 void pool_core::close() {
     impl_->close();

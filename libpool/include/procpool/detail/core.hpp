@@ -7,6 +7,7 @@
 #include <procpool/pool_options.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -17,6 +18,15 @@ struct outgoing_chunk {
     std::vector<char> frame;           ///< task_header and archive (task_id patched on dispatch)
     std::shared_ptr<result_sink> sink; ///< gets complete_chunk(index, ...) exactly once
     std::size_t index = 0;
+};
+
+/// The input of an imap, which its consumer reads lazily. join() calls read_rest() on every
+/// stream still open, so that `imap; close(); join()` completes as in Python.
+class stream_input {
+public:
+    virtual ~stream_input() = default;
+    /// Reads and submits all the input left. Never throws: failures become the stream's.
+    virtual void read_rest() noexcept = 0;
 };
 
 class pool_core {
@@ -30,7 +40,14 @@ public:
 
     /// Queues chunks, in order. Does not block on workers. Throws state_error when the pool no
     /// longer accepts work (closed, terminated, or failed). Thread-safe.
-    void submit(std::vector<outgoing_chunk> chunks);
+    /// `from_stream`: the chunks continue an open stream, which a closed pool still accepts.
+    void submit(std::vector<outgoing_chunk> chunks, bool from_stream = false);
+
+    /// Registers a lazily read input (imap). While one is open, a closed pool keeps its workers.
+    /// Throws state_error when the pool is not running. Thread-safe.
+    std::uint64_t open_stream(std::weak_ptr<stream_input> stream);
+    /// The stream's input is exhausted (or abandoned). Thread-safe, idempotent.
+    void close_stream(std::uint64_t id) noexcept;
 
     void close();
     void terminate();

@@ -7,6 +7,8 @@
 
 #include <iterator>
 #include <optional>
+#include <ranges>
+#include <stdexcept>
 #include <utility>
 
 namespace procpool {
@@ -28,6 +30,50 @@ inline std::size_t default_chunksize(std::size_t items, std::size_t processes) n
     const std::size_t size = (items + per - 1) / per;
     return size == 0 ? 1 : size;
 }
+
+/// An imap's input: a view of the user's range (a reference to an lvalue, the object itself for
+/// an rvalue), read one chunk at a time.
+template <class F, class View>
+class range_source final : public imap_source {
+public:
+    using item_type = std::ranges::range_value_t<View>;
+
+    range_source(F f, View view, std::size_t chunksize)
+        : f_(std::move(f))
+        , view_(std::move(view))
+        , chunksize_(chunksize) {}
+
+    encoded_chunk next_chunk() noexcept override {
+        encoded_chunk chunk;
+        std::optional<frame_encoder<F, item_type, false>> encoder;
+        try {
+            if (!position_)
+                position_.emplace(std::ranges::begin(view_));
+            auto& it = *position_;
+            while ((!encoder || encoder->size() < chunksize_) && it != std::ranges::end(view_)) {
+                // Binds directly for real elements, materialises a proxy or a prvalue once.
+                const item_type& item = *it;
+                if (!encoder)
+                    encoder.emplace(f_, frame_kind::task);
+                encoder->add(item);
+                ++it;
+            }
+            chunk.end = it == std::ranges::end(view_);
+        } catch (...) {
+            chunk.error = std::current_exception();
+            chunk.end = true;
+        }
+        if (encoder && encoder->size() > 0)
+            chunk.frame = std::move(*encoder).finish();
+        return chunk;
+    }
+
+private:
+    F f_;
+    View view_;
+    std::size_t chunksize_;
+    std::optional<std::ranges::iterator_t<View>> position_;
+};
 
 } // namespace detail
 
@@ -127,6 +173,34 @@ pool::map_async(F f, Range&& items, std::size_t chunksize, Callback callback,
                 ErrorCallback error_callback) {
     return submit_chunks<false>(f, std::forward<Range>(items), chunksize, std::move(callback),
                                 std::move(error_callback));
+}
+
+template <bool Ordered, class F, class Range>
+auto pool::stream_chunks(F f, Range&& items, std::size_t chunksize) {
+    PROCPOOL_CHECK_SENDABLE(F);
+    using result_type = detail::map_result_t<F, Range>;
+    static_assert(!std::is_void_v<result_type>,
+                  "procpool: imap yields results, so the function must return a value; for side "
+                  "effects only, use apply_async in a loop");
+    if (chunksize == 0)
+        throw std::invalid_argument("procpool::pool::imap: chunksize must be at least 1");
+    using view_type = std::views::all_t<Range>;
+    auto source = std::make_unique<detail::range_source<F, view_type>>(
+        f, std::views::all(std::forward<Range>(items)), chunksize);
+    auto channel = open_stream(std::move(source), Ordered);
+    return imap_result<result_type>(
+        std::make_unique<detail::imap_reader<result_type>>(std::move(channel), chunksize > 1));
+}
+
+template <class F, std::ranges::input_range Range>
+imap_result<detail::map_result_t<F, Range>> pool::imap(F f, Range&& items, std::size_t chunksize) {
+    return stream_chunks<true>(f, std::forward<Range>(items), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+imap_result<detail::map_result_t<F, Range>> pool::imap_unordered(F f, Range&& items,
+                                                                 std::size_t chunksize) {
+    return stream_chunks<false>(f, std::forward<Range>(items), chunksize);
 }
 
 template <class F, std::ranges::input_range Range>

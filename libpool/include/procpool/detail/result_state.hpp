@@ -25,6 +25,7 @@ struct chunk_outcome {
     std::span<const char> results; ///< archive holding ok_count results
     std::uint64_t ok_count = 0;    ///< items 0..ok_count-1 of the chunk succeeded
     std::exception_ptr error;      ///< set when item ok_count failed, or the chunk was lost
+    std::uint64_t exec_ns = 0;     ///< the worker's time on the chunk (0 when lost)
 };
 
 /// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,

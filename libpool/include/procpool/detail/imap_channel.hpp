@@ -1,0 +1,114 @@
+// The untyped half of imap and imap_unordered: reads the input lazily, keeps a bounded number of
+// chunks outstanding, and hands finished chunks to the consumer in input or completion order.
+//
+// Who does what:
+//   consumer   (the thread calling next()) encodes the next chunks of input in its own thread,
+//              as callers of map do, whenever the outstanding chunks fall to half the
+//              read-ahead, and waits for the chunk it needs.
+//   io thread  calls complete_chunk(): copies the chunk's result bytes (the ring is reused)
+//              and wakes the consumer. Decoding happens in the consumer, off the io thread.
+//   join()     calls read_rest() to read the input left, as Python's join waits for its task
+//              handler to queue every imap input.
+// Memory: a bounded number of chunks is outstanding (submitted and not yet handed to the
+// consumer), whatever the length of the input, so an infinite input runs in constant memory.
+// The bound is 4 chunks per worker; when chunks prove quick and small it grows, up to 64 per
+// worker, to about 1 ms of work and 1 MiB of payload per worker, so that tiny tasks do not
+// pay a thread wake-up each.
+#pragma once
+
+#include <procpool/detail/core.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace procpool::detail {
+
+/// The next chunk of an imap's input, encoded as a task frame.
+struct encoded_chunk {
+    std::vector<char> frame;  ///< empty when no item was read
+    std::exception_ptr error; ///< reading or encoding failed after the items in `frame`
+    bool end = false;         ///< no more input: exhausted, or broken (`error`)
+};
+
+/// An imap's input. Called by one thread at a time; never throws (failures go in `error`).
+class imap_source {
+public:
+    virtual ~imap_source() = default;
+    virtual encoded_chunk next_chunk() noexcept = 0;
+};
+
+/// A finished chunk as the consumer receives it.
+struct imap_chunk {
+    std::vector<char> results; ///< archive of ok_count results
+    std::uint64_t ok_count = 0;
+    std::exception_ptr error; ///< the item after the ok ones failed (or the chunk was lost)
+};
+
+class imap_channel final : public result_sink,
+                           public stream_input,
+                           public std::enable_shared_from_this<imap_channel> {
+public:
+    static constexpr std::size_t min_chunks_per_worker = 4;
+    static constexpr std::size_t max_chunks_per_worker = 64;
+
+    imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source, bool ordered,
+                 std::size_t processes);
+
+    /// Registers with the pool and submits the first chunks. Throws state_error (or the
+    /// pool's failure) when the pool does not accept work.
+    void start();
+
+    /// The next finished chunk in delivery order; nullopt when every chunk has been delivered.
+    /// An input that failed delivers its error as a last chunk. Throws timeout_error when
+    /// `deadline` passes first (nothing is lost). One consumer at a time.
+    std::optional<imap_chunk> next(const std::chrono::steady_clock::time_point* deadline);
+
+    /// The consumer is gone: drops the input and every result still to come. Idempotent.
+    void abandon() noexcept;
+
+    void complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept override;
+    void read_rest() noexcept override;
+
+private:
+    /// Reads and submits chunks until `limit` are outstanding (or the input ends); 0: the
+    /// read-ahead bound.
+    void top_up(std::size_t limit) noexcept;
+    /// The read-ahead bound now. Callers hold mutex_.
+    std::size_t read_ahead() const noexcept;
+    /// Callers hold input_mutex_.
+    void end_input(std::exception_ptr error) noexcept;
+
+    const std::weak_ptr<pool_core> core_;
+    const bool ordered_;
+    const std::size_t processes_;
+
+    // Guarded by input_mutex_ (the thread reading input).
+    std::mutex input_mutex_;
+    std::unique_ptr<imap_source> source_;
+    std::uint64_t stream_id_ = 0;
+    bool stream_open_ = false;
+
+    // Guarded by mutex_ (shared with the io thread).
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::size_t submitted_ = 0; ///< chunks submitted; the next chunk's index
+    std::size_t delivered_ = 0; ///< chunks handed to the consumer
+    std::size_t arrivals_ = 0;  ///< chunks finished (the key of imap_unordered's queue)
+    bool input_done_ = false;
+    bool abandoned_ = false;
+    std::exception_ptr input_error_;              ///< delivered after every submitted chunk
+    double mean_exec_ns_ = 0;                     ///< moving averages over finished chunks
+    double mean_bytes_ = 0;                       ///< of results
+    double mean_frame_bytes_ = 0;                 ///< of input frames
+    std::map<std::size_t, imap_chunk> completed_; ///< by index (imap) or arrival (unordered)
+};
+
+} // namespace procpool::detail

@@ -1,0 +1,205 @@
+// procpool::imap_result: the lazily filled result of imap and imap_unordered (Python:
+// IMapIterator), an input range.
+#pragma once
+
+#include <procpool/detail/codec.hpp>
+#include <procpool/detail/imap_channel.hpp>
+#include <procpool/detail/result_state.hpp>
+#include <procpool/errors.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace procpool {
+
+class pool;
+
+namespace detail {
+
+/// Decodes the chunks of one imap in the consumer's thread, one item per next().
+template <class T>
+class imap_reader {
+public:
+    imap_reader(std::shared_ptr<imap_channel> channel, bool error_ends_iteration)
+        : channel_(std::move(channel))
+        , error_ends_(error_ends_iteration) {}
+
+    ~imap_reader() {
+        drop_chunk();
+        channel_->abandon();
+    }
+
+    imap_reader(const imap_reader&) = delete;
+    imap_reader& operator=(const imap_reader&) = delete;
+
+    std::optional<T> next(const std::chrono::steady_clock::time_point* deadline) {
+        std::unique_lock lock(mutex_, std::defer_lock);
+        if (deadline == nullptr)
+            lock.lock();
+        else if (!lock.try_lock_until(*deadline))
+            throw timeout_error("procpool: imap_result::next: no result within the timeout");
+        for (;;) {
+            if (finished_)
+                return std::nullopt;
+            if (left_ > 0) {
+                --left_;
+                try {
+                    T value;
+                    try {
+                        *archive_ >> value;
+                    } catch (const std::exception& e) {
+                        throw_decode_error(e.what());
+                    }
+                    return value;
+                } catch (...) {
+                    finish(); // the rest of the chunk cannot be found
+                    throw;
+                }
+            }
+            if (chunk_ && chunk_->error) {
+                const std::exception_ptr error = chunk_->error;
+                drop_chunk();
+                if (error_ends_)
+                    finish();
+                std::rethrow_exception(error);
+            }
+            drop_chunk();
+            std::optional<imap_chunk> chunk = channel_->next(deadline);
+            if (!chunk) {
+                finish();
+                return std::nullopt;
+            }
+            chunk_.emplace(std::move(*chunk));
+            left_ = chunk_->ok_count;
+            if (left_ > 0) {
+                source_.emplace(std::span<const char>(chunk_->results));
+                archive_.emplace(*source_, archive_flags);
+            }
+        }
+    }
+
+    /// The value an iterator points at.
+    std::optional<T> current;
+
+private:
+    void drop_chunk() noexcept {
+        archive_.reset();
+        source_.reset();
+        chunk_.reset();
+        left_ = 0;
+    }
+    void finish() noexcept {
+        drop_chunk();
+        finished_ = true;
+        channel_->abandon();
+    }
+
+    std::shared_ptr<imap_channel> channel_;
+    const bool error_ends_;
+    std::timed_mutex mutex_;
+    bool finished_ = false;
+    std::optional<imap_chunk> chunk_;
+    std::optional<span_source> source_;
+    std::optional<boost::archive::binary_iarchive> archive_;
+    std::uint64_t left_ = 0;
+};
+
+} // namespace detail
+
+/// The results of imap (input order) or imap_unordered (completion order), produced as the
+/// input is read: a single-pass input range, so range-for works.
+///
+/// The input is read lazily in the thread that iterates: at most 4 chunks per worker are
+/// outstanding (submitted and not yet returned by next()), so the input may be infinite.
+/// A task's exception is thrown by next() (or the iterator) at that item's position, after
+/// the items before it. With chunksize 1 the iteration then goes on with the next item; with a
+/// larger chunksize the rest of the failed chunk never ran, so the iteration ends there, as
+/// in Python. An input whose iterator throws delivers what it read, then that exception, then
+/// ends.
+///
+/// Destroying an unfinished imap_result is safe and prompt: it stops reading the input and
+/// drops the results still to come (chunks already submitted finish in the workers). Move-only.
+/// Any thread may call next(); calls are serialised. The pool's join() reads the input left of
+/// every open imap_result (as Python's does) and its results wait here for next().
+template <class T>
+class imap_result {
+public:
+    /// An input iterator; copies share the position (as std::istream_iterator's do).
+    class iterator {
+    public:
+        using value_type = T;
+        using difference_type = std::ptrdiff_t;
+        using iterator_concept = std::input_iterator_tag;
+        using iterator_category = std::input_iterator_tag;
+        using reference = T&;
+        using pointer = T*;
+
+        iterator() = default;
+
+        T& operator*() const { return *reader_->current; }
+        T* operator->() const { return &*reader_->current; }
+        iterator& operator++() {
+            reader_->current = reader_->next(nullptr);
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+
+        friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+            return it.reader_ == nullptr || !it.reader_->current;
+        }
+
+    private:
+        friend class imap_result;
+        explicit iterator(detail::imap_reader<T>* reader) noexcept
+            : reader_(reader) {}
+        detail::imap_reader<T>* reader_ = nullptr;
+    };
+
+    /// An empty handle: next() throws state_error.
+    imap_result() = default;
+    imap_result(imap_result&&) noexcept = default;
+    imap_result& operator=(imap_result&&) noexcept = default;
+
+    /// The next result; nullopt once every result has been returned. Blocks until it is there;
+    /// throws the task's exception at its position, or the pool's (worker_lost_error,
+    /// state_error when the pool was terminated).
+    std::optional<T> next() { return reader().next(nullptr); }
+
+    /// As next(), but throws timeout_error when no result comes within `timeout`; the
+    /// iteration stays usable and loses nothing.
+    template <class Rep, class Period>
+    std::optional<T> next(std::chrono::duration<Rep, Period> timeout) {
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+        return reader().next(&deadline);
+    }
+
+    /// Fetches the first result (or the next one, when iteration has begun: single pass).
+    iterator begin() {
+        detail::imap_reader<T>& r = reader();
+        r.current = r.next(nullptr);
+        return iterator(&r);
+    }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+private:
+    friend class pool;
+    explicit imap_result(std::unique_ptr<detail::imap_reader<T>> reader) noexcept
+        : reader_(std::move(reader)) {}
+
+    detail::imap_reader<T>& reader() const {
+        if (!reader_)
+            throw state_error("imap_result: this handle refers to no imap");
+        return *reader_;
+    }
+
+    std::unique_ptr<detail::imap_reader<T>> reader_;
+};
+
+} // namespace procpool

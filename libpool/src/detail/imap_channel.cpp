@@ -1,0 +1,202 @@
+// See detail/imap_channel.hpp.
+#include <procpool/detail/imap_channel.hpp>
+#include <procpool/errors.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace procpool::detail {
+
+namespace {
+/// read_rest() submits this many chunks at a time.
+constexpr std::size_t rest_batch = 64;
+/// What the read-ahead may hold per worker, once chunks have been measured.
+constexpr double work_per_worker_ns = 1e6;
+constexpr double bytes_per_worker = 1 << 20;
+} // namespace
+
+imap_channel::imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source,
+                           bool ordered, std::size_t processes)
+    : core_(std::move(core))
+    , ordered_(ordered)
+    , processes_(processes == 0 ? 1 : processes)
+    , source_(std::move(source)) {}
+
+std::size_t imap_channel::read_ahead() const noexcept {
+    double per_worker = min_chunks_per_worker;
+    if (mean_exec_ns_ > 0) {
+        per_worker = std::min(work_per_worker_ns / mean_exec_ns_,
+                              bytes_per_worker / std::max({mean_bytes_, mean_frame_bytes_, 1.0}));
+        per_worker =
+            std::clamp(per_worker, double(min_chunks_per_worker), double(max_chunks_per_worker));
+    }
+    return static_cast<std::size_t>(per_worker) * processes_;
+}
+
+void imap_channel::start() {
+    {
+        std::lock_guard in(input_mutex_);
+        auto core = core_.lock();
+        if (!core)
+            throw state_error("procpool: pool not running");
+        stream_id_ = core->open_stream(weak_from_this());
+        stream_open_ = true;
+    }
+    top_up(0);
+}
+
+void imap_channel::top_up(std::size_t limit) noexcept {
+    std::lock_guard in(input_mutex_);
+    if (!source_)
+        return; // the input is done, or the consumer is gone
+    std::size_t outstanding;
+    {
+        std::lock_guard lock(mutex_);
+        outstanding = submitted_ - delivered_;
+        if (limit == 0)
+            limit = read_ahead();
+    }
+    // Top up in batches, once half the read-ahead is used: one submit per several chunks.
+    if (limit != std::numeric_limits<std::size_t>::max() && outstanding > limit / 2)
+        return;
+    bool end = false;
+    std::exception_ptr error;
+    while (!end && outstanding < limit) {
+        std::vector<outgoing_chunk> batch;
+        while (outstanding + batch.size() < limit && batch.size() < rest_batch) {
+            encoded_chunk chunk = source_->next_chunk();
+            if (!chunk.frame.empty())
+                batch.push_back({std::move(chunk.frame), shared_from_this(), 0});
+            if (chunk.end) {
+                end = true;
+                error = chunk.error;
+                break;
+            }
+        }
+        if (batch.empty())
+            break;
+        std::size_t first;
+        {
+            std::lock_guard lock(mutex_);
+            first = submitted_;
+        }
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            batch[i].index = first + i;
+        const std::size_t count = batch.size();
+        std::size_t frame_bytes = 0;
+        for (const outgoing_chunk& c : batch)
+            frame_bytes += c.frame.size();
+        try {
+            auto core = core_.lock();
+            if (!core)
+                throw state_error("procpool: pool not running");
+            core->submit(std::move(batch), true);
+        } catch (...) {
+            // Nothing of this batch was queued: the error takes the place of its first item.
+            end = true;
+            error = std::current_exception();
+            break;
+        }
+        {
+            std::lock_guard lock(mutex_);
+            submitted_ += count;
+            const double bytes = static_cast<double>(frame_bytes) / static_cast<double>(count);
+            mean_frame_bytes_ =
+                mean_frame_bytes_ == 0 ? bytes : 0.9 * mean_frame_bytes_ + 0.1 * bytes;
+        }
+        outstanding += count;
+    }
+    if (end)
+        end_input(error);
+}
+
+void imap_channel::end_input(std::exception_ptr error) noexcept {
+    source_.reset(); // releases the user's range now
+    {
+        std::lock_guard lock(mutex_);
+        input_done_ = true;
+        input_error_ = std::move(error);
+    }
+    arrived_.notify_all();
+    if (stream_open_) {
+        stream_open_ = false;
+        if (auto core = core_.lock())
+            core->close_stream(stream_id_);
+    }
+}
+
+std::optional<imap_chunk>
+imap_channel::next(const std::chrono::steady_clock::time_point* deadline) {
+    top_up(0);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        auto it = ordered_ ? completed_.find(delivered_) : completed_.begin();
+        if (it != completed_.end()) {
+            imap_chunk chunk = std::move(it->second);
+            completed_.erase(it);
+            ++delivered_;
+            return chunk;
+        }
+        if (input_done_ && delivered_ == submitted_) {
+            if (!input_error_)
+                return std::nullopt;
+            imap_chunk chunk;
+            chunk.error = std::exchange(input_error_, nullptr);
+            return chunk;
+        }
+        if (deadline == nullptr) {
+            arrived_.wait(lock);
+        } else if (arrived_.wait_until(lock, *deadline) == std::cv_status::timeout) {
+            const bool any = ordered_ ? completed_.count(delivered_) != 0 : !completed_.empty();
+            if (!any && !(input_done_ && delivered_ == submitted_))
+                throw timeout_error("procpool: imap_result::next: no result within the timeout");
+        }
+    }
+}
+
+void imap_channel::abandon() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        abandoned_ = true;
+        completed_.clear();
+    }
+    std::lock_guard in(input_mutex_);
+    if (source_ || stream_open_)
+        end_input(nullptr);
+}
+
+void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        if (abandoned_)
+            return;
+        imap_chunk chunk;
+        try {
+            chunk.results.assign(outcome.results.begin(), outcome.results.end());
+            chunk.ok_count = outcome.ok_count;
+            chunk.error = outcome.error;
+        } catch (...) {
+            chunk.results.clear();
+            chunk.ok_count = 0;
+            chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
+        }
+        if (outcome.exec_ns != 0) {
+            const double ns = static_cast<double>(outcome.exec_ns);
+            const double bytes = static_cast<double>(outcome.results.size());
+            const bool first = mean_exec_ns_ == 0;
+            mean_exec_ns_ = first ? ns : 0.9 * mean_exec_ns_ + 0.1 * ns;
+            mean_bytes_ = first ? bytes : 0.9 * mean_bytes_ + 0.1 * bytes;
+        }
+        const std::size_t key = ordered_ ? index : arrivals_;
+        ++arrivals_;
+        completed_.insert_or_assign(key, std::move(chunk));
+    }
+    arrived_.notify_all();
+}
+
+void imap_channel::read_rest() noexcept {
+    top_up(std::numeric_limits<std::size_t>::max());
+}
+
+} // namespace procpool::detail
