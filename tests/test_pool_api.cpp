@@ -251,20 +251,39 @@ BOOST_AUTO_TEST_CASE(a_1_gib_argument_streams_through_a_1_mib_ring) {
     BOOST_TEST(last == 'z');
 }
 
-BOOST_AUTO_TEST_CASE(several_threads_submit_at_once_and_every_result_is_right) {
+BOOST_AUTO_TEST_CASE(eight_threads_submit_at_once_and_every_result_is_right) {
+    // Each thread: 1000 apply_async, a map, a starmap and an imap_unordered, all checked.
     procpool::pool pool(2);
     std::atomic<int> wrong{0};
+    std::atomic<int> failed{0};
     std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < 8; ++t)
         threads.emplace_back([&, t] {
-            std::vector<procpool::async_result<int>> results;
-            for (int i = 0; i < 200; ++i)
-                results.push_back(pool.apply_async(add, t * 1000, i));
-            for (int i = 0; i < 200; ++i)
-                wrong += results[static_cast<std::size_t>(i)].get(patience) != t * 1000 + i;
-            wrong += pool.map(square, iota_vector(300), 7) != squares(300);
+            try {
+                std::vector<procpool::async_result<int>> results;
+                for (int i = 0; i < 1000; ++i)
+                    results.push_back(pool.apply_async(add, t * 10000, i));
+                wrong += pool.map(square, iota_vector(1000), static_cast<std::size_t>(t + 1)) !=
+                         squares(1000);
+                std::vector<std::tuple<int, int>> pairs;
+                for (int i = 0; i < 100; ++i)
+                    pairs.emplace_back(t, i);
+                const auto sums = pool.starmap(add, pairs);
+                for (int i = 0; i < 100; ++i)
+                    wrong += sums[static_cast<std::size_t>(i)] != t + i;
+                auto streamed = pool.imap_unordered(square, std::views::iota(0, 500));
+                long long total = 0;
+                while (auto v = streamed.next(patience))
+                    total += *v;
+                wrong += total != 41541750LL; // sum of k*k for k < 500
+                for (int i = 0; i < 1000; ++i)
+                    wrong += results[static_cast<std::size_t>(i)].get(patience) != t * 10000 + i;
+            } catch (...) {
+                ++failed;
+            }
         });
     for (auto& th : threads)
         th.join();
+    BOOST_TEST(failed.load() == 0);
     BOOST_TEST(wrong.load() == 0);
 }

@@ -57,6 +57,18 @@ int read_init_value(int) {
     return init_value;
 }
 
+int init_runs = 0;
+std::string init_label;
+void count_init(std::string label, int value) {
+    ++init_runs;
+    init_label = std::move(label);
+    init_value = value;
+}
+/// What the initializer left in this worker: how often it ran, its arguments, and the pid.
+std::tuple<int, std::string, int, int> init_state(int) {
+    return {init_runs, init_label, init_value, static_cast<int>(::getpid())};
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(submitting_after_close_throws_state_error_pool_not_running) {
@@ -161,6 +173,36 @@ BOOST_AUTO_TEST_CASE(the_initializer_runs_in_every_worker_before_its_first_task)
     BOOST_TEST(values == std::vector<int>(40, 41));
 }
 
+BOOST_AUTO_TEST_CASE(the_initializer_runs_once_in_every_worker_replacements_included) {
+    // maxtasksperchild = 1: every task runs in a fresh worker, each of which must have run the
+    // initializer exactly once, with its arguments, before the task.
+    procpool::pool pool({.processes = 2,
+                         .initializer = procpool::initializer(count_init, std::string("ready"), 7),
+                         .maxtasksperchild = 1});
+    const auto states = pool.map(init_state, std::vector<int>(12, 0), 1);
+    std::set<int> pids;
+    for (const auto& [runs, label, value, pid] : states) {
+        BOOST_TEST(runs == 1);
+        BOOST_TEST(label == "ready");
+        BOOST_TEST(value == 7);
+        pids.insert(pid);
+    }
+    BOOST_TEST(pids.size() == 12u);
+}
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_kills_its_worker_fails_the_pool_instead_of_respawning) {
+    procpool::pool pool({.processes = 2, .initializer = procpool::initializer(die_by_signal, 9)});
+    BOOST_CHECK_EXCEPTION(pool.apply(square, 1), procpool::error, [](const procpool::error& e) {
+        return std::string(e.what()).find("workers keep dying before they are ready") !=
+               std::string::npos;
+    });
+    BOOST_CHECK_THROW(pool.map(square, std::vector<int>{1, 2}), procpool::error);
+    BOOST_CHECK_THROW(pool.imap(square, std::vector<int>{1, 2}), procpool::error);
+    pool.terminate();
+    BOOST_TEST(pool.worker_pids().empty());
+    BOOST_TEST(our_segments().empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message) {
     procpool::pool pool({.processes = 2, .initializer = procpool::initializer(throw_standard, 4)});
     BOOST_CHECK_EXCEPTION(pool.apply(square, 1), procpool::error, [](const procpool::error& e) {
@@ -168,7 +210,11 @@ BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message)
         return what.find("initializer failed") != std::string::npos &&
                what.find("kind 4") != std::string::npos;
     });
-    BOOST_CHECK_THROW(pool.apply_async(square, 2), procpool::error);
+    BOOST_CHECK_THROW(pool.apply_async(square, 2), procpool::error); // no respawn loop
+    BOOST_CHECK_EXCEPTION(pool.map(square, std::vector<int>{1}), procpool::error,
+                          [](const procpool::error& e) {
+                              return std::string(e.what()).find("kind 4") != std::string::npos;
+                          });
 }
 
 BOOST_AUTO_TEST_CASE(a_program_without_init_fails_with_a_clear_error_not_a_fork_bomb) {

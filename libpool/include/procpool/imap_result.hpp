@@ -115,8 +115,9 @@ private:
 /// The results of imap (input order) or imap_unordered (completion order), produced as the
 /// input is read: a single-pass input range, so range-for works.
 ///
-/// The input is read lazily in the thread that iterates: at most 4 chunks per worker are
-/// outstanding (submitted and not yet returned by next()), so the input may be infinite.
+/// The input is read lazily in the thread that iterates: 4 chunks per worker are outstanding
+/// (submitted and not yet returned by next()); when chunks prove quick and small, up to about
+/// 1 ms of work and 1 MiB per worker, never more than 64 chunks. So the input may be infinite.
 /// A task's exception is thrown by next() (or the iterator) at that item's position, after
 /// the items before it. With chunksize 1 the iteration then goes on with the next item; with a
 /// larger chunksize the rest of the failed chunk never ran, so the iteration ends there, as

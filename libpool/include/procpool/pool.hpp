@@ -97,8 +97,8 @@ public:
               ErrorCallback error_callback = {});
 
     /// f(x) for x in items, lazily, results in input order (Python: Pool.imap). The items are
-    /// read as workers need them, in the thread that iterates, in chunks of `chunksize`; at most
-    /// 4 chunks per worker are outstanding, so `items` may be infinite (std::views::iota(0)).
+    /// read as workers need them, in the thread that iterates, in chunks of `chunksize`; a few
+    /// chunks per worker are outstanding (see imap_result), so `items` may be infinite.
     /// An lvalue range is referenced, not copied: keep it alive while iterating. Throws
     /// state_error when the pool is not running, std::invalid_argument for chunksize 0; task
     /// errors come through the iteration at their item's position (see imap_result).
