@@ -290,8 +290,11 @@ int main(int argc, char** argv) {
                     return std::string(b);
                 };
                 std::string label = name;
-                if (o.contains("payload_bytes"))
-                    label += " " + std::to_string(o.at("payload_bytes").to_number<long>()) + "B";
+                if (o.contains("payload_bytes")) {
+                    label += ' ';
+                    label += std::to_string(o.at("payload_bytes").to_number<long>());
+                    label += 'B';
+                }
                 std::printf(
                     "%-24s %9s %9s %10s %12s %10s %10s %10s\n", label.c_str(),
                     cell(num("tasks"), "%.0f").c_str(), cell(num("chunksize"), "%.0f").c_str(),

@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {
     frame_reader reader;
     // Hand the reader one byte at a time through a second ring.
     test_ring trickle(4096);
-    std::byte b;
+    std::byte b{};
     bool done = false;
     for (int i = 0; i < 308; ++i) {
         BOOST_REQUIRE(!done);
