@@ -1,3 +1,4 @@
+#include <procpool/detail/launch.hpp>
 #include <procpool/detail/worker.hpp>
 #include <procpool/init.hpp>
 
@@ -6,9 +7,12 @@
 namespace procpool {
 
 void init(int argc, char** argv) {
-    if (argc >= 2 && argv != nullptr && argv[1] != nullptr &&
-        std::strcmp(argv[1], detail::worker_flag) == 0)
+    if (argc < 2 || argv == nullptr || argv[1] == nullptr)
+        return;
+    if (std::strcmp(argv[1], detail::worker_flag) == 0)
         detail::run_worker(argc, argv);
+    if (std::strcmp(argv[1], detail::forkserver_flag) == 0)
+        detail::run_forkserver(argc, argv);
 }
 
 } // namespace procpool

@@ -82,9 +82,12 @@ public:
         ::close(wake_fd_);
     }
 
+    /// Workers are forked by the forkserver rather than started afresh.
+    void use_forkserver(bool on) noexcept { forkserver_ = on; }
+
     /// Starts worker `index` and watches it. Thread-safe. Throws procpool::error.
     int spawn(std::uint32_t index, const std::vector<std::string>& args) {
-        child_process child = launch_worker(args);
+        child_process child = forkserver_ ? fork_worker(args) : launch_worker(args);
         const int pid = child.pid();
         if (child.pidfd() < 0) {
             child.kill();
@@ -183,6 +186,7 @@ private:
     }
 
     std::function<void(const exit_report&)> on_exit_;
+    bool forkserver_ = false;
     int wake_fd_ = -1;
     std::atomic<bool> quit_{false};
     std::mutex mutex_;
@@ -298,9 +302,11 @@ pool_core::impl::impl(const pool_options& options)
         throw std::invalid_argument("procpool::pool: processes must be at most 4096");
     if (options.maxtasksperchild && *options.maxtasksperchild == 0)
         throw std::invalid_argument("procpool::pool: maxtasksperchild must be at least 1");
-    if (options.context && options.context->method() != start_method::spawn)
-        throw error("procpool: start method '" + std::string(options.context->name()) +
-                    "' is not available in this version; use \"spawn\"");
+    const start_method method = options.context ? options.context->method() : start_method::spawn;
+    if (method == start_method::mpi)
+        throw error("procpool: start method 'mpi' is not available in this version; use "
+                    "\"spawn\" or \"forkserver\"");
+    supervisor_.use_forkserver(method == start_method::forkserver);
     processes_ = static_cast<std::uint32_t>(n);
     max_tasks_ = options.maxtasksperchild.value_or(0);
     initializer_frame_ = options.initializer.frame();

@@ -2,6 +2,7 @@
 // fd closing are broken there). See detail/launch.hpp.
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/throw_error.hpp>
+#include <procpool/detail/worker.hpp>
 #include <procpool/errors.hpp>
 
 #include <boost/process/args.hpp>
@@ -10,9 +11,17 @@
 #include <boost/process/exe.hpp>
 #include <boost/process/extend.hpp>
 
+#include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <fcntl.h>
 #include <linux/close_range.h>
+#include <mutex>
+#include <optional>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,7 +31,8 @@ namespace procpool::detail {
 namespace bp = boost::process;
 
 struct child_process::impl {
-    bp::child child;
+    std::optional<bp::child> child; // spawn; a forked worker has only its pid
+    int pid = -1;
     int pidfd = -1;
     int status = 0;
     bool reaped = false;
@@ -34,6 +44,8 @@ struct child_process::impl {
 };
 
 child_process::child_process() noexcept = default;
+child_process::child_process(std::unique_ptr<impl> p) noexcept
+    : impl_(std::move(p)) {}
 child_process::child_process(child_process&&) noexcept = default;
 child_process& child_process::operator=(child_process&&) noexcept = default;
 
@@ -48,7 +60,7 @@ child_process::~child_process() {
 }
 
 int child_process::pid() const noexcept {
-    return impl_ ? impl_->child.id() : -1;
+    return impl_ ? impl_->pid : -1;
 }
 int child_process::pidfd() const noexcept {
     return impl_ ? impl_->pidfd : -1;
@@ -60,17 +72,24 @@ bool child_process::reaped() const noexcept {
 int child_process::wait() {
     if (!impl_ || impl_->reaped)
         return impl_ ? impl_->status : 0;
-    std::error_code ec;
-    impl_->child.wait(ec);
-    // native_exit_code() is the raw status: exit_code() cannot tell exit(9) from SIGKILL.
-    impl_->status = impl_->child.native_exit_code();
+    if (impl_->child) {
+        std::error_code ec;
+        impl_->child->wait(ec);
+        // native_exit_code() is the raw status: exit_code() cannot tell exit(9) from SIGKILL.
+        impl_->status = impl_->child->native_exit_code();
+    } else {
+        int status = 0;
+        while (::waitpid(impl_->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        impl_->status = status;
+    }
     impl_->reaped = true;
     return impl_->status;
 }
 
 void child_process::kill() noexcept {
     if (impl_ && !impl_->reaped)
-        ::kill(impl_->child.id(), SIGKILL);
+        ::kill(impl_->pid, SIGKILL);
 }
 
 namespace {
@@ -90,33 +109,173 @@ std::string executable_path() {
 
 /// Runs in the child between fork and exec: only async-signal-safe calls.
 struct child_setup {
+    int pass_fd = -1; ///< passed on purpose, as descriptor 3
+
     template <class Executor>
     void operator()(Executor&) const {
         // Close-on-exec every descriptor above stdio (Boost's own error pipe already is), so
         // the worker inherits no file, socket or pipe of the parent.
         ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (pass_fd == 3)
+            ::fcntl(3, F_SETFD, 0);
+        else if (pass_fd >= 0)
+            ::dup2(pass_fd, 3); // the copy is not close-on-exec
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
     }
 };
 
+const std::string& executable() {
+    static const std::string exe = executable_path();
+    return exe;
+}
+
+child_process start_process(const std::vector<std::string>& args, int pass_fd) {
+    child_process process;
+    auto p = std::make_unique<child_process::impl>();
+    try {
+        p->child.emplace(bp::exe = executable(), bp::args = args,
+                         bp::env[worker_environment_variable] = "1",
+                         bp::extend::on_exec_setup = child_setup{pass_fd});
+    } catch (const std::exception& e) {
+        throw error("procpool: cannot start worker process " + executable() + ": " + e.what());
+    }
+    p->pid = p->child->id();
+    p->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, p->pid, 0));
+    return child_process(std::move(p));
+}
+
+// ---- the forkserver ----
+//
+// Protocol, over a SOCK_SEQPACKET socket pair (one message per request, no framing needed):
+//   request  the worker's arguments, each followed by a NUL byte
+//   reply    an int32: the worker's pid, or -errno when clone failed
+// The forkserver is single-threaded, so forking it (with a raw clone, which runs no atfork
+// handlers) copies a consistent process.
+
+constexpr std::size_t max_request = 4096;
+
+class forkserver_client {
+public:
+    child_process fork(const std::vector<std::string>& args) {
+        std::string request;
+        for (const std::string& a : args) {
+            request += a;
+            request.push_back('\0');
+        }
+        if (request.size() > max_request)
+            throw error("procpool: worker arguments too long for the forkserver");
+        std::lock_guard lock(mutex_);
+        for (int attempt = 0;; ++attempt) {
+            if (!server_)
+                start();
+            std::int32_t reply = 0;
+            if (exchange(request, reply)) {
+                if (reply < 0)
+                    throw error(std::string("procpool: the forkserver cannot fork a worker: ") +
+                                std::strerror(-reply));
+                auto p = std::make_unique<child_process::impl>();
+                p->pid = reply;
+                p->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, reply, 0));
+                return child_process(std::move(p));
+            }
+            stop(); // it died: start another, once
+            if (attempt == 1)
+                throw error("procpool: the forkserver stopped answering");
+        }
+    }
+
+    ~forkserver_client() { stop(); }
+
+private:
+    void start() {
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+            throw_system_error("socketpair");
+        try {
+            server_.emplace(start_process({forkserver_flag, std::to_string(::getpid())}, fds[1]));
+        } catch (...) {
+            ::close(fds[0]);
+            ::close(fds[1]);
+            throw;
+        }
+        ::close(fds[1]);
+        fd_ = fds[0];
+    }
+
+    void stop() noexcept {
+        if (fd_ >= 0)
+            ::close(fd_); // the server sees end of file and leaves
+        fd_ = -1;
+        if (server_) {
+            try {
+                server_->wait();
+            } catch (...) {
+            }
+            server_.reset();
+        }
+    }
+
+    bool exchange(const std::string& request, std::int32_t& reply) noexcept {
+        if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+            static_cast<ssize_t>(request.size()))
+            return false;
+        ssize_t n;
+        while ((n = ::recv(fd_, &reply, sizeof reply, 0)) < 0 && errno == EINTR) {
+        }
+        return n == sizeof reply;
+    }
+
+    std::mutex mutex_;
+    std::optional<child_process> server_;
+    int fd_ = -1;
+};
+
 } // namespace
 
 child_process launch_worker(const std::vector<std::string>& args) {
-    static const std::string exe = executable_path();
-    child_process process;
-    process.impl_ = std::make_unique<child_process::impl>();
-    try {
-        process.impl_->child =
-            bp::child(bp::exe = exe, bp::args = args, bp::env[worker_environment_variable] = "1",
-                      bp::extend::on_exec_setup = child_setup{});
-    } catch (const std::exception& e) {
-        throw error("procpool: cannot start worker process " + exe + ": " + e.what());
+    return start_process(args, -1);
+}
+
+child_process fork_worker(const std::vector<std::string>& args) {
+    static forkserver_client client;
+    return client.fork(args);
+}
+
+void run_forkserver(int argc, char** argv) {
+    constexpr int fd = 3;
+    if (argc != 3)
+        ::_exit(3);
+    const pid_t parent = static_cast<pid_t>(std::strtol(argv[2], nullptr, 10));
+    if (::getppid() != parent)
+        ::_exit(3);
+    ::unsetenv(worker_environment_variable);
+    std::vector<char> buffer(max_request);
+    for (;;) {
+        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            ::_exit(0);                   // the program closed its end, or died
+        std::vector<char*> args{argv[0]}; // the request starts with worker_flag
+        for (ssize_t i = 0; i < n;) {
+            args.push_back(buffer.data() + i);
+            i += static_cast<ssize_t>(std::strlen(buffer.data() + i)) + 1;
+        }
+        args.push_back(nullptr);
+        // CLONE_PARENT: the worker is the program's child, so the program reaps it and reads
+        // its exit status exactly as for a spawned worker.
+        const long pid =
+            ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+        if (pid == 0) {
+            ::close(fd);
+            run_worker(static_cast<int>(args.size() - 1), args.data());
+        }
+        const std::int32_t reply = pid < 0 ? -errno : static_cast<std::int32_t>(pid);
+        if (::send(fd, &reply, sizeof reply, MSG_NOSIGNAL) != sizeof reply)
+            ::_exit(0);
     }
-    process.impl_->pidfd =
-        static_cast<int>(::syscall(SYS_pidfd_open, process.impl_->child.id(), 0));
-    return process;
 }
 
 std::string describe_wait_status(int status) {

@@ -23,6 +23,11 @@ namespace bip = boost::interprocess;
 namespace {
 constexpr const char* name_prefix = "procpool-";
 
+/// create() with a name that exists.
+struct name_taken : error {
+    using error::error;
+};
+
 std::string random_name() {
     std::random_device entropy; // getrandom(2) on Linux
     const std::uint64_t bits = (std::uint64_t{entropy()} << 32) | entropy();
@@ -54,30 +59,41 @@ segment::~segment() {
 }
 
 segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return create(workers, ring_bytes, random_name());
+        } catch (const name_taken&) {
+            if (attempt == 8)
+                throw;
+            // 64 random bits collided: draw again.
+        }
+    }
+}
+
+segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const std::string& name) {
     auto p = std::make_unique<impl>();
-    p->owner = true;
     p->layout = segment_layout{workers, ring_bytes};
+    p->name = name;
     const std::uint64_t size = p->layout.total_bytes();
     bip::permissions mode(0600);
-    for (int attempt = 0;; ++attempt) {
-        p->name = random_name();
+    try {
+        // create_only is O_CREAT | O_EXCL: an existing name is never reused.
+        bip::shared_memory_object shm(bip::create_only, p->name.c_str(), bip::read_write, mode);
         try {
-            // create_only is O_CREAT | O_EXCL: an existing name is never reused.
-            bip::shared_memory_object shm(bip::create_only, p->name.c_str(), bip::read_write, mode);
-            try {
-                shm.truncate(static_cast<bip::offset_t>(size));
-                p->region = bip::mapped_region(shm, bip::read_write, 0, size);
-            } catch (...) {
-                bip::shared_memory_object::remove(p->name.c_str());
-                throw;
-            }
-            break; // the descriptor closes here; the mapping stays
-        } catch (const bip::interprocess_exception& e) {
-            if (e.get_error_code() == bip::already_exists_error && attempt < 8)
-                continue;
-            throw error("procpool: cannot create the shared-memory segment /dev/shm/" + p->name +
-                        " of " + std::to_string(size) + " bytes: " + e.what());
+            shm.truncate(static_cast<bip::offset_t>(size));
+            p->region = bip::mapped_region(shm, bip::read_write, 0, size);
+        } catch (...) {
+            bip::shared_memory_object::remove(p->name.c_str());
+            throw;
         }
+        p->owner = true;
+        // the descriptor closes here; the mapping stays
+    } catch (const bip::interprocess_exception& e) {
+        if (e.get_error_code() == bip::already_exists_error)
+            throw name_taken("procpool: shared-memory segment /dev/shm/" + p->name +
+                             " already exists; a pool never opens an existing name");
+        throw error("procpool: cannot create the shared-memory segment /dev/shm/" + p->name +
+                    " of " + std::to_string(size) + " bytes: " + e.what());
     }
     // A fresh object is zero-filled: every atomic starts at 0. Construct the header in place.
     auto* header = new (p->base()) segment_header{};

@@ -30,16 +30,31 @@ public:
     /// True once wait() reaped it.
     bool reaped() const noexcept;
 
+    struct impl; // defined in launch.cpp
+    explicit child_process(std::unique_ptr<impl> p) noexcept;
+
 private:
-    friend child_process launch_worker(const std::vector<std::string>& args);
-    struct impl;
     std::unique_ptr<impl> impl_;
 };
 
-/// Starts this same executable with `args` and PROCPOOL_WORKER=1 in its environment. The child
-/// inherits stdin, stdout and stderr and no other descriptor, and starts with no signal blocked.
-/// Throws procpool::error naming the executable when it cannot be started.
+/// Starts this same executable with `args` and PROCPOOL_WORKER=1 in its environment (the
+/// "spawn" start method). The child inherits stdin, stdout and stderr and no other
+/// descriptor, and starts with no signal blocked. Throws procpool::error naming the executable
+/// when it cannot be started.
 child_process launch_worker(const std::vector<std::string>& args);
+
+/// The first argument that marks the forkserver process.
+inline constexpr const char* forkserver_flag = "--procpool-forkserver";
+
+/// Has this program's forkserver fork a worker that runs run_worker(args) (the "forkserver"
+/// start method). The forkserver, this same executable started once with launch_worker's
+/// hygiene and kept for the life of the program, forks with CLONE_PARENT: the worker is a
+/// child of this process, watched and reaped like a spawned one. A forkserver that died is
+/// started again. Thread-safe. Throws procpool::error when no worker can be had.
+child_process fork_worker(const std::vector<std::string>& args);
+
+/// The forkserver's loop: what procpool::init runs for forkserver_flag. Never returns.
+[[noreturn]] void run_forkserver(int argc, char** argv);
 
 /// Decodes a raw wait status: "exited with status 3", "killed by SIGKILL".
 std::string describe_wait_status(int status);

@@ -94,6 +94,10 @@ public:
     /// naming the call that failed.
     static segment create(std::uint32_t workers, std::uint64_t ring_bytes);
 
+    /// Creates a segment with exactly this name, exclusively: throws procpool::error saying
+    /// it "already exists" rather than opening an existing object.
+    static segment create(std::uint32_t workers, std::uint64_t ring_bytes, const std::string& name);
+
     /// Maps an existing segment and checks its header against this build. Throws procpool::error
     /// saying what did not match.
     static segment attach(const std::string& name);

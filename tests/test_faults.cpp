@@ -1,0 +1,341 @@
+// The fault-injection suite: drives fault_helper (one process per fault, so a fault can take a
+// whole program down) and asserts the exact error its caller saw and the pool's state after.
+// Every wait is bounded; a helper that overruns is killed and the case fails.
+#define PROCPOOL_TEST_SUITE_NAME "faults"
+#include "test_main.hpp"
+
+#include <procpool/procpool.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <poll.h>
+#include <spawn.h>
+#include <sstream>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto patience = 60s;
+
+/// fault_helper, started with stdout on a pipe. The destructor kills it if it still runs.
+class helper {
+public:
+    explicit helper(std::vector<std::string> args, std::string exe = PROCPOOL_FAULT_HELPER) {
+        int fds[2];
+        BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+        std::vector<char*> argv{exe.data()};
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        const int rc = ::posix_spawn(&pid_, exe.c_str(), &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(fds[1]);
+        fd_ = fds[0];
+        BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << exe);
+    }
+    ~helper() {
+        if (pid_ > 0 && !reaped_) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        ::close(fd_);
+    }
+
+    int pid() const { return pid_; }
+
+    /// Reads lines until one starts with `key=` (true) or the deadline or end of output.
+    bool read_until(const std::string& key, clock_type::time_point deadline) {
+        while (values_.count(key) == 0)
+            if (!read_some(deadline))
+                return false;
+        return true;
+    }
+
+    /// Reads everything and reaps the helper; false when the deadline passed (then killed).
+    bool finish(clock_type::time_point deadline) {
+        while (read_some(deadline)) {
+        }
+        if (clock_type::now() >= deadline)
+            ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+        reaped_ = true;
+        return clock_type::now() < deadline;
+    }
+
+    /// Kills the helper (SIGKILL) and reaps it.
+    void kill_now() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+        reaped_ = true;
+    }
+
+    int status() const { return status_; }
+    std::string operator[](const std::string& key) const {
+        auto it = values_.find(key);
+        return it == values_.end() ? "<missing>" : it->second;
+    }
+    const std::string& output() const { return output_; }
+
+private:
+    bool read_some(clock_type::time_point deadline) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        if (left.count() <= 0)
+            return false;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            return false;
+        char buffer[4096];
+        const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+        if (n <= 0)
+            return false;
+        partial_.append(buffer, static_cast<std::size_t>(n));
+        output_.append(buffer, static_cast<std::size_t>(n));
+        std::size_t nl;
+        while ((nl = partial_.find('\n')) != std::string::npos) {
+            const std::string line = partial_.substr(0, nl);
+            partial_.erase(0, nl + 1);
+            const auto eq = line.find('=');
+            if (eq != std::string::npos)
+                values_[line.substr(0, eq)] = line.substr(eq + 1);
+        }
+        return true;
+    }
+
+    pid_t pid_ = -1;
+    int fd_ = -1;
+    int status_ = 0;
+    bool reaped_ = false;
+    std::string partial_, output_;
+    std::map<std::string, std::string> values_;
+};
+
+/// Runs the helper to the end within `patience`.
+std::unique_ptr<helper> run(std::vector<std::string> args) {
+    auto h = std::make_unique<helper>(std::move(args));
+    BOOST_REQUIRE_MESSAGE(h->finish(clock_type::now() + patience), "the helper overran");
+    BOOST_TEST_MESSAGE(h->output());
+    BOOST_TEST(WIFEXITED(h->status()));
+    BOOST_TEST(WEXITSTATUS(h->status()) == 0);
+    return h;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
+/// A process has exited: gone, reaped here, or a zombie waiting for its new parent.
+bool exited(int pid) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid)
+        return true; // it was reparented to us (subreaper) and is now reaped
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat)
+        return true;
+    std::string text((std::istreambuf_iterator<char>(stat)), {});
+    const auto close = text.rfind(')');
+    return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
+std::vector<int> split_pids(const std::string& s) {
+    std::vector<int> pids;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ','))
+        if (!item.empty())
+            pids.push_back(std::stoi(item));
+    return pids;
+}
+
+struct task_fault {
+    const char* mode;
+    const char* arg;
+    const char* error;         // the exact type the caller sees
+    std::optional<int> signal; // for worker_lost_error
+    std::optional<int> exit;
+    const char* what; // part of what()
+};
+
+const task_fault task_faults[] = {
+    {"kill",
+     "0",
+     "procpool::worker_lost_error",
+     SIGKILL,
+     {},
+     "killed by SIGKILL while running a task"},
+    {"segv",
+     "0",
+     "procpool::worker_lost_error",
+     SIGSEGV,
+     {},
+     "killed by SIGSEGV while running a task"},
+    {"abort", "0", "procpool::worker_lost_error", SIGABRT, {}, "killed by SIGABRT"},
+    {"terminate", "0", "procpool::worker_lost_error", SIGABRT, {}, "killed by SIGABRT"},
+    {"exit",
+     "7",
+     "procpool::worker_lost_error",
+     {},
+     7,
+     "exited with status 7 while running a task"},
+    {"exit",
+     "0",
+     "procpool::worker_lost_error",
+     {},
+     0,
+     "exited with status 0 while running a task"},
+    {"signal", "15", "procpool::worker_lost_error", SIGTERM, {}, "killed by SIGTERM"},
+    {"signal", "7", "procpool::worker_lost_error", SIGBUS, {}, "killed by SIGBUS"},
+    {"throw", "0", "std::runtime_error", {}, {}, "thrown on purpose"},
+};
+
+const char* const contexts[] = {"spawn", "forkserver"};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(each_fault_in_a_task_costs_that_task_alone_with_the_exact_error) {
+    for (const char* context : contexts)
+        for (const task_fault& f : task_faults)
+            BOOST_TEST_CONTEXT(context << " " << f.mode << " " << f.arg) {
+                auto h = run({context, f.mode, f.arg});
+                const auto& r = *h;
+                BOOST_TEST(r["error"] == f.error);
+                BOOST_TEST(contains(r["what"], f.what), r["what"]);
+                if (f.signal)
+                    BOOST_TEST(r["signal"] == std::to_string(*f.signal));
+                if (f.exit)
+                    BOOST_TEST(r["exit"] == std::to_string(*f.exit));
+                if (f.signal || f.exit) {
+                    BOOST_TEST(r["pid_is_worker"] == "1");
+                    BOOST_TEST(contains(r["what"], "procpool: worker "));
+                }
+                BOOST_TEST(r["others"] == "100/100");  // every other task completed
+                BOOST_TEST(r["map_error"] == f.error); // map raises the same error
+                BOOST_TEST(r["after"] == "49");        // the pool stays usable
+                BOOST_TEST(r["workers"] == "2");       // a replacement started
+            }
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_killed_from_outside_fails_its_task_with_worker_lost_error) {
+    for (const char* context : contexts)
+        BOOST_TEST_CONTEXT(context) {
+            auto h = run({context, "outside"});
+            BOOST_TEST((*h)["error"] == "procpool::worker_lost_error");
+            BOOST_TEST((*h)["signal"] == std::to_string(SIGKILL));
+            BOOST_TEST((*h)["after"] == "49");
+            BOOST_TEST((*h)["workers"] == "2");
+        }
+}
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_crashes_fails_the_pool_instead_of_respawning) {
+    for (const char* context : contexts)
+        BOOST_TEST_CONTEXT(context) {
+            auto h = run({context, "init-crash"});
+            BOOST_TEST((*h)["error"] == "procpool::error");
+            BOOST_TEST(contains((*h)["what"], "workers keep dying before they are ready"));
+            BOOST_TEST(contains((*h)["what"], "killed by SIGABRT"));
+            BOOST_TEST((*h)["again_error"] == "procpool::error");
+            BOOST_TEST((*h)["workers"] == "0");
+        }
+}
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message) {
+    for (const char* context : contexts)
+        BOOST_TEST_CONTEXT(context) {
+            auto h = run({context, "init-throw"});
+            BOOST_TEST((*h)["error"] == "procpool::error");
+            BOOST_TEST(contains((*h)["what"], "the initializer failed"));
+            BOOST_TEST(contains((*h)["what"], "bad initargs"));
+            BOOST_TEST((*h)["again_error"] == "procpool::error");
+        }
+}
+
+BOOST_AUTO_TEST_CASE(an_executable_that_cannot_start_fails_with_a_clear_error) {
+    // The helper replaces its own file, so run a copy.
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("procpool-exe-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto copy = dir / "fault_helper";
+    std::filesystem::copy_file(PROCPOOL_FAULT_HELPER, copy,
+                               std::filesystem::copy_options::overwrite_existing);
+    {
+        helper h({"spawn", "exe-replaced"}, copy.string());
+        BOOST_REQUIRE(h.finish(clock_type::now() + patience));
+        BOOST_TEST_MESSAGE(h.output());
+        BOOST_TEST(h["before"] == "9");
+        BOOST_TEST(h["construct_error"] == "procpool::error");
+        BOOST_TEST(contains(h["construct_what"], "cannot start worker process"));
+        BOOST_TEST(h["respawn_error"] == "procpool::error");
+        BOOST_TEST(contains(h["respawn_what"], "cannot start worker process"));
+    }
+    std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_within_a_second) {
+    // Orphans are reparented here, so they can be reaped rather than left as zombies.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    for (const char* context : contexts)
+        BOOST_TEST_CONTEXT(context) {
+            helper h({context, "busy"});
+            BOOST_REQUIRE(h.read_until("busy", clock_type::now() + patience));
+            const std::string segment = h["segment"];
+            const auto children = split_pids(h["children"]);
+            BOOST_REQUIRE(!segment.empty());
+            BOOST_REQUIRE(children.size() >= 2u); // two workers (and a forkserver)
+            h.kill_now();
+            const auto killed = clock_type::now();
+            std::vector<int> left = children;
+            // Bounded: the watchdogs react to the parent's death, not to a timer.
+            while (!left.empty() && clock_type::now() - killed < 1s) {
+                std::erase_if(left, exited);
+                if (!left.empty())
+                    std::this_thread::sleep_for(2ms);
+            }
+            const auto took = std::chrono::duration<double, std::milli>(clock_type::now() - killed);
+            BOOST_TEST_MESSAGE(context << ": every child exited " << took.count()
+                                       << " ms after the parent's SIGKILL");
+            BOOST_TEST(left.empty(), "still running after 1 s: " << left.size());
+            for (int pid : left) // do not leak them into other tests
+                ::kill(pid, SIGKILL);
+            BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));
+        }
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_segment_left_by_a_dead_owner_is_swept_by_the_next_pool) {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    helper h({"spawn", "busy"});
+    BOOST_REQUIRE(h.read_until("busy", clock_type::now() + patience));
+    const std::string segment = h["segment"];
+    const auto children = split_pids(h["children"]);
+    BOOST_REQUIRE(!segment.empty());
+    // Stop the workers so that their watchdogs cannot clean up, kill the parent, then them.
+    for (int pid : children)
+        ::kill(pid, SIGSTOP);
+    h.kill_now();
+    for (int pid : children)
+        ::kill(pid, SIGKILL);
+    for (int pid : children)
+        ::waitpid(pid, nullptr, 0); // ours now (subreaper)
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    BOOST_REQUIRE(std::filesystem::exists("/dev/shm/" + segment));
+    procpool::pool pool(1);
+    BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));
+}
