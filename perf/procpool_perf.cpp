@@ -178,6 +178,33 @@ void startup(const settings& s, const emit_fn& emit) {
     emit({{"scenario", "startup"}, {"processes", 2}, {"tasks", 1}, {"median_s", median(times)}});
 }
 
+void respawn(const settings& s, const emit_fn& emit) {
+    const std::size_t items = s.quick ? 200 : 2000;
+    std::vector<long> input(items);
+    std::iota(input.begin(), input.end(), 0L);
+    for (const char* method : {"spawn", "forkserver"}) {
+        procpool::pool pool({.processes = s.processes,
+                             .maxtasksperchild = 1,
+                             .context = procpool::get_context(method)});
+        pool.apply(square, 1L); // the forkserver is started
+        std::vector<double> times;
+        for (int r = 0; r < s.repeat; ++r) {
+            const auto start = clock_type::now();
+            const auto out = pool.map(square, input, 1);
+            times.push_back(seconds_since(start));
+            if (out.back() != square(input.back()))
+                throw std::runtime_error("respawn: wrong result");
+        }
+        const double m = median(times);
+        emit({{"scenario", "respawn"},
+              {"start_method", method},
+              {"tasks", items},
+              {"chunksize", 1},
+              {"median_s", m},
+              {"tasks_per_s", static_cast<double>(items) / m}});
+    }
+}
+
 void serial_loop(const settings& s, const emit_fn& emit) {
     const std::size_t items = s.quick ? 200'000 : 2'000'000;
     std::vector<long> input(items);
@@ -215,8 +242,8 @@ int main(int argc, char** argv) {
         "scenario", po::value(&scenarios)->composing(),
         "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, latency_apply, "
         "latency_apply_async_get, "
-        "payload, startup, serial_loop")("processes", po::value(&s.processes)->default_value(2),
-                                         "workers per pool")(
+        "payload, startup, respawn, serial_loop")(
+        "processes", po::value(&s.processes)->default_value(2), "workers per pool")(
         "repeat", po::value(&s.repeat)->default_value(3), "runs per case; the median is reported")(
         "json", po::value(&json_path), "write one JSON object per case to FILE, or - for stdout");
     po::variables_map vm;
@@ -243,6 +270,7 @@ int main(int argc, char** argv) {
         {"latency_apply", [&](const emit_fn& e) { latency(s, e, false); }},
         {"payload", [&](const emit_fn& e) { payload(s, e); }},
         {"startup", [&](const emit_fn& e) { startup(s, e); }},
+        {"respawn", [&](const emit_fn& e) { respawn(s, e); }},
         {"serial_loop", [&](const emit_fn& e) { serial_loop(s, e); }},
     };
     for (const auto& name : scenarios)
@@ -290,6 +318,10 @@ int main(int argc, char** argv) {
                     return std::string(b);
                 };
                 std::string label = name;
+                if (o.contains("start_method")) {
+                    label += ' ';
+                    label += o.at("start_method").as_string().c_str();
+                }
                 if (o.contains("payload_bytes")) {
                     label += ' ';
                     label += std::to_string(o.at("payload_bytes").to_number<long>());

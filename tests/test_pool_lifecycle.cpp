@@ -11,6 +11,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
 #include <set>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -239,4 +242,56 @@ BOOST_AUTO_TEST_CASE(maxtasksperchild_1_gives_every_task_a_distinct_worker) {
     BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 20u);
     BOOST_TEST(pool.worker_pids().size() <= 2u);
     BOOST_TEST(pool.apply(square, 11) == 121); // replacements keep serving
+}
+
+BOOST_AUTO_TEST_CASE(maxtasksperchild_counts_chunks_as_python_does_and_results_are_unaffected) {
+    // Python counts a chunk of map as one task: a chunk of 5 runs in one worker even with a
+    // limit of 2, and no worker runs more than 2 chunks.
+    procpool::pool pool({.processes = 2, .maxtasksperchild = 2});
+    const auto pids = pool.map(worker_pid, std::vector<int>(60, 0), 5);
+    std::map<int, int> chunks_per_pid;
+    for (std::size_t chunk = 0; chunk < 12; ++chunk) {
+        const int pid = pids[chunk * 5];
+        for (std::size_t i = 1; i < 5; ++i)
+            BOOST_TEST(pids[chunk * 5 + i] == pid);
+        ++chunks_per_pid[pid];
+    }
+    for (const auto& [pid, chunks] : chunks_per_pid)
+        BOOST_TEST(chunks <= 2, "worker " << pid << " ran " << chunks << " chunks");
+    BOOST_TEST(chunks_per_pid.size() >= 6u);
+
+    std::vector<int> input(300);
+    std::iota(input.begin(), input.end(), 0);
+    std::vector<int> expected;
+    for (int x : input)
+        expected.push_back(x * x);
+    BOOST_TEST(pool.map(square, input, 1) == expected);
+    BOOST_TEST(pool.map(square, input, 7) == expected);
+    std::vector<int> streamed;
+    for (int y : pool.imap(square, input, 3))
+        streamed.push_back(y);
+    BOOST_TEST(streamed == expected);
+}
+
+BOOST_AUTO_TEST_CASE(the_forkserver_context_runs_every_method_and_forks_replacements) {
+    procpool::pool pool({.processes = 2,
+                         .initializer = procpool::initializer(set_init_value, 5),
+                         .maxtasksperchild = 1,
+                         .context = procpool::get_context("forkserver")});
+    const auto values = pool.map(read_init_value, std::vector<int>(10, 0), 1);
+    BOOST_TEST(values == std::vector<int>(10, 5));
+    const auto pids = pool.map(worker_pid, std::vector<int>(10, 0), 1);
+    BOOST_TEST(std::set<int>(pids.begin(), pids.end()).size() == 10u);
+    // Forked with CLONE_PARENT: the workers are this process's children, not the server's.
+    for (int pid : pool.worker_pids()) {
+        std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.starts_with("PPid:"))
+                BOOST_TEST(std::stoi(line.substr(5)) == static_cast<int>(::getpid()));
+    }
+    BOOST_TEST(pool.apply(add, 2, 3) == 5);
+    pool.close();
+    pool.join();
+    BOOST_TEST(our_segments().empty());
 }
