@@ -1,6 +1,6 @@
-// procpool-perf: the throughput harness (DESIGN.md section 4). This first version runs the
-// scenarios the pool supports so far; the CPython peer, the plot and the progress bar come
-// with the perf issue.
+// procpool-perf: the throughput harness (DESIGN.md section 4). Runs the scenarios, prints a
+// table (stdout) and JSON lines (--json), and with --peer python runs the same cases through
+// CPython's multiprocessing.Pool (perf/peers/python_pool.py) and prints both side by side.
 #include <procpool/procpool.hpp>
 
 #include <boost/json.hpp>
@@ -12,9 +12,14 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <ranges>
+#include <sstream>
 #include <string>
+#include <sys/resource.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -187,15 +192,13 @@ void respawn(const settings& s, const emit_fn& emit) {
                              .maxtasksperchild = 1,
                              .context = procpool::get_context(method)});
         pool.apply(square, 1L); // the forkserver is started
-        std::vector<double> times;
-        for (int r = 0; r < s.repeat; ++r) {
-            const auto start = clock_type::now();
-            const auto out = pool.map(square, input, 1);
-            times.push_back(seconds_since(start));
-            if (out.back() != square(input.back()))
-                throw std::runtime_error("respawn: wrong result");
-        }
-        const double m = median(times);
+        // One run: a steady state of thousands of process starts already (CPython's spawn
+        // takes minutes for three).
+        const auto start = clock_type::now();
+        const auto out = pool.map(square, input, 1);
+        const double m = seconds_since(start);
+        if (out.back() != square(input.back()))
+            throw std::runtime_error("respawn: wrong result");
         emit({{"scenario", "respawn"},
               {"start_method", method},
               {"tasks", items},
@@ -203,6 +206,48 @@ void respawn(const settings& s, const emit_fn& emit) {
               {"median_s", m},
               {"tasks_per_s", static_cast<double>(items) / m}});
     }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+double process_cpu_seconds(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i)
+        if (i == 14 || i == 15) // utime, stime
+            ticks += std::stod(field);
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+void idle(const settings&, const emit_fn& emit) {
+    const double seconds = 2.0;
+    procpool::pool pool(2);
+    pool.apply(square, 1L); // started and attached
+    const auto pids = pool.worker_pids();
+    auto cpu = [&] {
+        double total = self_cpu_seconds();
+        for (int pid : pids)
+            total += process_cpu_seconds(pid);
+        return total;
+    };
+    const double before = cpu();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const double used = cpu() - before;
+    emit({{"scenario", "idle"},
+          {"processes", 2},
+          {"tasks", 0},
+          {"median_s", seconds},
+          {"cpu_s", used},
+          {"core_percent", 100.0 * used / seconds}});
 }
 
 void serial_loop(const settings& s, const emit_fn& emit) {
@@ -228,6 +273,174 @@ void serial_loop(const settings& s, const emit_fn& emit) {
           {"tasks_per_s", static_cast<double>(items) / m}});
 }
 
+/// How a case is compared: its key, the figure, and whether higher is better.
+struct figure {
+    std::string label;
+    std::string name;
+    double value;
+    bool higher_is_better;
+};
+
+std::string case_label(const boost::json::object& o) {
+    std::string label = o.at("scenario").as_string().c_str();
+    if (o.contains("start_method")) {
+        label += ' ';
+        label += o.at("start_method").as_string().c_str();
+    }
+    if (o.contains("payload_bytes")) {
+        label += ' ';
+        label += std::to_string(o.at("payload_bytes").to_number<long>());
+        label += 'B';
+    } else if (o.contains("chunksize")) {
+        label += " n=";
+        label += std::to_string(o.at("tasks").to_number<long>());
+        label += " c=";
+        label += std::to_string(o.at("chunksize").to_number<long>());
+    }
+    return label;
+}
+
+double number(const boost::json::object& o, const char* key) {
+    return o.contains(key) ? boost::json::value_to<double>(o.at(key)) : -1.0;
+}
+
+/// The figures a case is judged by (two for the latency scenarios: p50 and p99).
+std::vector<figure> figures_of(const boost::json::object& o) {
+    const std::string scenario = o.at("scenario").as_string().c_str();
+    const std::string label = case_label(o);
+    if (scenario.starts_with("latency"))
+        return {{label + " p50", "p50 us", number(o, "p50_us"), false},
+                {label + " p99", "p99 us", number(o, "p99_us"), false}};
+    if (scenario == "startup")
+        return {{label, "ms", 1e3 * number(o, "median_s"), false}};
+    if (scenario == "idle")
+        return {{label, "% core", number(o, "core_percent"), false}};
+    if (scenario == "payload")
+        return {{label, "MB/s", number(o, "mb_per_s"), true}};
+    return {{label, "tasks/s", number(o, "tasks_per_s"), true}};
+}
+
+std::string cell(double v, const char* fmt) {
+    if (v < 0)
+        return "-";
+    char b[32];
+    std::snprintf(b, sizeof b, fmt, v);
+    return b;
+}
+
+void print_row(const boost::json::object& o) {
+    std::printf(
+        "%-34s %10s %10s %12s %10s %10s %10s\n", case_label(o).c_str(),
+        cell(number(o, "median_s"), "%.4f").c_str(), cell(number(o, "tasks_per_s"), "%.0f").c_str(),
+        cell(number(o, "mb_per_s"), "%.1f").c_str(), cell(number(o, "p50_us"), "%.1f").c_str(),
+        cell(number(o, "p99_us"), "%.1f").c_str(), cell(number(o, "core_percent"), "%.3f").c_str());
+    std::fflush(stdout);
+}
+
+/// ProcPool's figure over CPython's, oriented so that above 1 means ProcPool is ahead.
+double advantage(const figure& ours, const figure& theirs) {
+    if (ours.value <= 0 || theirs.value <= 0)
+        return -1;
+    return ours.higher_is_better ? ours.value / theirs.value : theirs.value / ours.value;
+}
+
+/// Runs the CPython peer with the same cases; returns its JSON objects.
+std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
+                                                 const std::vector<std::string>& scenarios) {
+    std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
+                          " --repeat " + std::to_string(s.repeat);
+    if (s.quick)
+        command += " --quick";
+    for (const auto& name : scenarios)
+        command += " --scenario " + name;
+    std::FILE* out = ::popen(command.c_str(), "r");
+    if (out == nullptr)
+        throw std::runtime_error("cannot run " + command);
+    std::vector<boost::json::object> rows;
+    std::string line;
+    char buffer[4096];
+    while (std::fgets(buffer, sizeof buffer, out) != nullptr) {
+        line += buffer;
+        if (line.empty() || line.back() != '\n')
+            continue;
+        rows.push_back(boost::json::parse(line).as_object());
+        line.clear();
+    }
+    if (::pclose(out) != 0)
+        throw std::runtime_error("the python peer failed: " + command);
+    return rows;
+}
+
+/// A bar chart of the run, drawn by gnuplot: ProcPool's advantage per case when the peer
+/// ran, otherwise tasks/s.
+void plot(const std::string& png, const std::vector<boost::json::object>& ours,
+          const std::vector<boost::json::object>& theirs) {
+    const std::string data = png + ".dat";
+    std::ofstream d(data);
+    bool ratio = !theirs.empty();
+    for (const auto& o : ours)
+        for (const figure& f : figures_of(o)) {
+            double y = -1;
+            if (ratio) {
+                for (const auto& t : theirs)
+                    for (const figure& g : figures_of(t))
+                        if (g.label == f.label)
+                            y = advantage(f, g);
+            } else if (f.name == "tasks/s" || f.name == "MB/s") {
+                y = f.value;
+            }
+            if (y > 0)
+                d << '"' << f.label << "\" " << y << "\n";
+        }
+    d.close();
+    const std::string script = png + ".gp";
+    std::ofstream g(script);
+    g << "set terminal pngcairo size 1200,700 noenhanced\n"
+      << "set output '" << png << "'\n"
+      << "set style data histograms\nset style fill solid 0.8\nset boxwidth 0.8\n"
+      << "set logscale y\nset grid ytics\nset xtics rotate by -40 font ',9'\n"
+      << "set key off\nset bmargin 12\n"
+      << (ratio ? "set title 'ProcPool over CPython multiprocessing.Pool (x, higher is better)'\n"
+                  "set ylabel 'advantage (x)'\n"
+                : "set title 'ProcPool throughput'\nset ylabel 'per second'\n")
+      << "plot '" << data << "' using 2:xtic(1) lc rgb '#2a6f97'"
+      << (ratio ? ", 1 with lines lc rgb 'red' lw 2" : "") << "\n";
+    g.close();
+    const std::string command = "gnuplot '" + script + "'";
+    const int rc = std::system(command.c_str());
+    std::remove(script.c_str());
+    std::remove(data.c_str());
+    if (rc != 0)
+        throw std::runtime_error("gnuplot failed (is gnuplot-nox installed?)");
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+class progress {
+public:
+    explicit progress(std::size_t total)
+        : total_(total)
+        , enabled_(::isatty(2) != 0) {}
+    void step(const std::string& what) {
+        if (!enabled_)
+            return;
+        const std::size_t width = 30;
+        const std::size_t filled = total_ ? done_ * width / total_ : width;
+        std::fprintf(stderr, "\r[%s%s] %zu/%zu %-28s", std::string(filled, '#').c_str(),
+                     std::string(width - filled, ' ').c_str(), done_, total_, what.c_str());
+        std::fflush(stderr);
+        ++done_;
+    }
+    void finish() {
+        if (enabled_)
+            std::fprintf(stderr, "\r%80s\r", "");
+    }
+
+private:
+    std::size_t total_;
+    std::size_t done_ = 0;
+    bool enabled_;
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -235,17 +448,20 @@ int main(int argc, char** argv) {
 
     settings s;
     std::vector<std::string> scenarios;
-    std::string json_path;
+    std::string json_path, plot_path, peer, peer_script = PROCPOOL_PEER_SCRIPT;
     po::options_description options("procpool-perf options");
-    options.add_options()("help,h", "show this help")(
-        "quick", po::bool_switch(&s.quick), "smaller inputs, for a first look in seconds")(
+    options.add_options()("help,h", "show this help")("quick", po::bool_switch(&s.quick),
+                                                      "smaller inputs: the whole set in seconds")(
         "scenario", po::value(&scenarios)->composing(),
-        "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, latency_apply, "
-        "latency_apply_async_get, "
-        "payload, startup, respawn, serial_loop")(
+        "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, "
+        "latency_apply_async_get, latency_apply, payload, startup, respawn, idle, serial_loop")(
         "processes", po::value(&s.processes)->default_value(2), "workers per pool")(
         "repeat", po::value(&s.repeat)->default_value(3), "runs per case; the median is reported")(
-        "json", po::value(&json_path), "write one JSON object per case to FILE, or - for stdout");
+        "json", po::value(&json_path), "write one JSON object per case to FILE, or - for stdout")(
+        "plot", po::value(&plot_path), "draw the run into FILE.png with gnuplot")(
+        "peer", po::value(&peer), "also run the same cases with a peer: python")(
+        "peer-script", po::value(&peer_script)->default_value(peer_script),
+        "the CPython peer script");
     po::variables_map vm;
     try {
         po::store(po::parse_command_line(argc, argv, options), vm);
@@ -262,6 +478,10 @@ int main(int argc, char** argv) {
         std::cerr << "procpool-perf: --processes and --repeat must be at least 1\n";
         return 2;
     }
+    if (!peer.empty() && peer != "python") {
+        std::cerr << "procpool-perf: unknown peer '" << peer << "' (expected python)\n";
+        return 2;
+    }
 
     const std::vector<std::pair<std::string, std::function<void(const emit_fn&)>>> all = {
         {"tiny_map", [&](const emit_fn& e) { tiny_map(s, e); }},
@@ -271,6 +491,7 @@ int main(int argc, char** argv) {
         {"payload", [&](const emit_fn& e) { payload(s, e); }},
         {"startup", [&](const emit_fn& e) { startup(s, e); }},
         {"respawn", [&](const emit_fn& e) { respawn(s, e); }},
+        {"idle", [&](const emit_fn& e) { idle(s, e); }},
         {"serial_loop", [&](const emit_fn& e) { serial_loop(s, e); }},
     };
     for (const auto& name : scenarios)
@@ -278,6 +499,11 @@ int main(int argc, char** argv) {
             std::cerr << "procpool-perf: unknown scenario '" << name << "'\n" << options;
             return 2;
         }
+    std::vector<std::string> chosen;
+    for (const auto& [name, run] : all)
+        if (scenarios.empty() ||
+            std::find(scenarios.begin(), scenarios.end(), name) != scenarios.end())
+            chosen.push_back(name);
 
     std::ofstream json_file;
     std::ostream* json = nullptr;
@@ -293,48 +519,54 @@ int main(int argc, char** argv) {
     }
     const bool table = json != &std::cout;
     if (table)
-        std::printf("%-24s %9s %9s %10s %12s %10s %10s %10s\n", "scenario", "tasks", "chunk",
-                    "median_s", "tasks/s", "MB/s", "p50_us", "p99_us");
+        std::printf("%-34s %10s %10s %12s %10s %10s %10s\n", "procpool case", "median_s", "tasks/s",
+                    "MB/s", "p50_us", "p99_us", "%core");
 
-    for (const auto& [name, run] : all) {
-        if (!scenarios.empty() &&
-            std::find(scenarios.begin(), scenarios.end(), name) == scenarios.end())
-            continue;
-        run([&](boost::json::object o) {
-            o.emplace("impl", "procpool");
-            if (!o.contains("processes"))
-                o.emplace("processes", s.processes);
+    progress bar(chosen.size() + (peer.empty() ? 0 : 1));
+    std::vector<boost::json::object> ours, theirs;
+    try {
+        for (const auto& [name, run] : all) {
+            if (std::find(chosen.begin(), chosen.end(), name) == chosen.end())
+                continue;
+            bar.step(name);
+            run([&](boost::json::object o) {
+                o.emplace("impl", "procpool");
+                if (!o.contains("processes"))
+                    o.emplace("processes", s.processes);
+                if (json)
+                    *json << boost::json::serialize(o) << std::endl;
+                if (table)
+                    print_row(o);
+                ours.push_back(std::move(o));
+            });
+        }
+        if (!peer.empty()) {
+            bar.step("CPython peer");
+            theirs = run_python_peer(peer_script, s, chosen);
             if (json)
-                *json << boost::json::serialize(o) << std::endl;
-            if (table) {
-                auto num = [&](const char* key) {
-                    return o.contains(key) ? boost::json::value_to<double>(o.at(key)) : -1.0;
-                };
-                auto cell = [](double v, const char* fmt) {
-                    char b[32];
-                    if (v < 0)
-                        return std::string("-");
-                    std::snprintf(b, sizeof b, fmt, v);
-                    return std::string(b);
-                };
-                std::string label = name;
-                if (o.contains("start_method")) {
-                    label += ' ';
-                    label += o.at("start_method").as_string().c_str();
-                }
-                if (o.contains("payload_bytes")) {
-                    label += ' ';
-                    label += std::to_string(o.at("payload_bytes").to_number<long>());
-                    label += 'B';
-                }
-                std::printf(
-                    "%-24s %9s %9s %10s %12s %10s %10s %10s\n", label.c_str(),
-                    cell(num("tasks"), "%.0f").c_str(), cell(num("chunksize"), "%.0f").c_str(),
-                    cell(num("median_s"), "%.4f").c_str(), cell(num("tasks_per_s"), "%.0f").c_str(),
-                    cell(num("mb_per_s"), "%.1f").c_str(), cell(num("p50_us"), "%.1f").c_str(),
-                    cell(num("p99_us"), "%.1f").c_str());
-                std::fflush(stdout);
-            }
-        });
+                for (const auto& o : theirs)
+                    *json << boost::json::serialize(o) << std::endl;
+        }
+        bar.finish();
+        if (!theirs.empty() && table) {
+            std::printf("\n%-40s %8s %14s %14s %10s\n", "side by side", "unit", "procpool",
+                        "python", "advantage");
+            for (const auto& o : ours)
+                for (const figure& f : figures_of(o))
+                    for (const auto& t : theirs)
+                        for (const figure& g : figures_of(t))
+                            if (g.label == f.label) {
+                                const double a = advantage(f, g);
+                                std::printf("%-40s %8s %14s %14s %9sx\n", f.label.c_str(),
+                                            f.name.c_str(), cell(f.value, "%.3f").c_str(),
+                                            cell(g.value, "%.3f").c_str(), cell(a, "%.1f").c_str());
+                            }
+        }
+        if (!plot_path.empty())
+            plot(plot_path, ours, theirs);
+    } catch (const std::exception& e) {
+        bar.finish();
+        std::cerr << "procpool-perf: " << e.what() << "\n";
+        return 1;
     }
 }
