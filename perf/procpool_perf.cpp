@@ -56,11 +56,6 @@ struct settings {
     bool quick = false;
 };
 
-/// One measured case: runs `body` `repeat` times; body returns extra fields of one run.
-struct case_result {
-    boost::json::object fields;
-};
-
 using emit_fn = std::function<void(boost::json::object)>;
 
 void tiny_map(const settings& s, const emit_fn& emit) {

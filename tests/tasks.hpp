@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -13,6 +14,20 @@
 #include <vector>
 
 namespace tasks {
+
+/// 0, 1, ..., n-1: the usual input.
+inline std::vector<int> iota_vector(int n) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+}
+/// What map(square, iota_vector(n)) returns.
+inline std::vector<int> squares(int n) {
+    std::vector<int> v;
+    for (int i = 0; i < n; ++i)
+        v.push_back(i * i);
+    return v;
+}
 
 inline int square(int x) {
     return x * x;

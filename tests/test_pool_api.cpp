@@ -14,20 +14,6 @@
 using namespace tasks;
 using namespace std::chrono_literals;
 
-namespace {
-std::vector<int> iota_vector(int n) {
-    std::vector<int> v(static_cast<std::size_t>(n));
-    std::iota(v.begin(), v.end(), 0);
-    return v;
-}
-std::vector<int> squares(int n) {
-    std::vector<int> v;
-    for (int i = 0; i < n; ++i)
-        v.push_back(i * i);
-    return v;
-}
-} // namespace
-
 BOOST_AUTO_TEST_CASE(apply_returns_the_function_value) {
     procpool::pool pool(2);
     BOOST_TEST(pool.apply(add, 2, 3) == 5);

@@ -20,18 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<int> iota_vector(int n) {
-    std::vector<int> v(static_cast<std::size_t>(n));
-    std::iota(v.begin(), v.end(), 0);
-    return v;
-}
-std::vector<int> squares(int n) {
-    std::vector<int> v;
-    for (int i = 0; i < n; ++i)
-        v.push_back(i * i);
-    return v;
-}
-
 /// Drains an imap_result with bounded waits.
 template <class T>
 std::vector<T> drain(procpool::imap_result<T>& result) {

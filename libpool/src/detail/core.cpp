@@ -238,6 +238,9 @@ private:
         std::size_t sent = 0;         // queue[0, sent) are fully written to the inbox
     };
 
+    /// Throws the pool's failure, or state_error unless it takes new work (or, `from_stream`,
+    /// the rest of an open stream). Callers hold mutex_.
+    void require_accepting(bool from_stream) const;
     void start_worker(worker_state& w);
     void io_loop() noexcept;
     bool collect();
@@ -361,15 +364,19 @@ void pool_core::impl::start_worker(worker_state& w) {
     w.alive = true;
 }
 
+void pool_core::impl::require_accepting(bool from_stream) const {
+    if (state_ == run_state::failed)
+        std::rethrow_exception(failure_);
+    const bool accepting =
+        state_ == run_state::running || (from_stream && state_ == run_state::closed);
+    if (!accepting)
+        throw state_error("procpool: pool not running");
+}
+
 void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
     {
         std::lock_guard lock(mutex_);
-        if (state_ == run_state::failed)
-            std::rethrow_exception(failure_);
-        const bool accepting =
-            state_ == run_state::running || (from_stream && state_ == run_state::closed);
-        if (!accepting)
-            throw state_error("procpool: pool not running");
+        require_accepting(from_stream);
         if (chunks.empty())
             return;
         for (auto& c : chunks)
@@ -382,10 +389,7 @@ void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_strea
 
 std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
     std::lock_guard lock(mutex_);
-    if (state_ == run_state::failed)
-        std::rethrow_exception(failure_);
-    if (state_ != run_state::running)
-        throw state_error("procpool: pool not running");
+    require_accepting(false);
     const std::uint64_t id = next_stream_id_++;
     streams_.emplace(id, std::move(stream));
     return id;

@@ -50,9 +50,12 @@ void imap_channel::top_up(std::size_t limit) noexcept {
     std::lock_guard in(input_mutex_);
     if (!source_)
         return; // the input is done, or the consumer is gone
+    // submitted_ changes only here, under input_mutex_, so this read stays current.
+    std::size_t next_index;
     std::size_t outstanding;
     {
         std::lock_guard lock(mutex_);
+        next_index = submitted_;
         outstanding = submitted_ - delivered_;
         if (limit == 0)
             limit = read_ahead();
@@ -76,13 +79,8 @@ void imap_channel::top_up(std::size_t limit) noexcept {
         }
         if (batch.empty())
             break;
-        std::size_t first;
-        {
-            std::lock_guard lock(mutex_);
-            first = submitted_;
-        }
         for (std::size_t i = 0; i < batch.size(); ++i)
-            batch[i].index = first + i;
+            batch[i].index = next_index + i;
         const std::size_t count = batch.size();
         std::size_t frame_bytes = 0;
         for (const outgoing_chunk& c : batch)
@@ -105,6 +103,7 @@ void imap_channel::top_up(std::size_t limit) noexcept {
             mean_frame_bytes_ =
                 mean_frame_bytes_ == 0 ? bytes : 0.9 * mean_frame_bytes_ + 0.1 * bytes;
         }
+        next_index += count;
         outstanding += count;
     }
     if (end)
@@ -162,8 +161,7 @@ void imap_channel::abandon() noexcept {
         completed_.clear();
     }
     std::lock_guard in(input_mutex_);
-    if (source_ || stream_open_)
-        end_input(nullptr);
+    end_input(nullptr);
 }
 
 void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept {
