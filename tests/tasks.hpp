@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace tasks {
@@ -77,6 +78,13 @@ inline int throw_standard(int kind) {
         throw std::underflow_error(m);
     }
     return kind;
+}
+
+/// The first character and the size; an empty string is invalid.
+inline std::pair<char, std::size_t> first_and_size(std::string s) {
+    if (s.empty())
+        throw std::invalid_argument("empty string");
+    return {s.front(), s.size()};
 }
 
 /// Fails on one item only.

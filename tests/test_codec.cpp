@@ -1,4 +1,4 @@
-// The codec on its own: archives over memory, std::tuple, error records.
+// The codec on its own: archives over memory, std::tuple, the plain codec, error records.
 #define PROCPOOL_TEST_SUITE_NAME "codec"
 #include "test_main.hpp"
 
@@ -6,8 +6,13 @@
 #include <procpool/detail/exception_codec.hpp>
 #include <procpool/errors.hpp>
 
+#include <array>
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 using namespace procpool::detail;
 
@@ -86,4 +91,111 @@ BOOST_AUTO_TEST_CASE(a_truncated_error_record_decodes_to_serialization_error) {
     record.resize(record.size() - 5);
     BOOST_CHECK_THROW(std::rethrow_exception(decode_error_record(record)),
                       procpool::serialization_error);
+}
+
+// ---- the plain codec: values moved as bytes, without an archive ----
+
+namespace {
+enum class colour : short { red = 1, blue = 7 };
+struct with_serialize {
+    int x = 0;
+    template <class Archive>
+    void serialize(Archive& ar, unsigned) {
+        ar& x;
+    }
+};
+
+template <class T>
+T plain_round_trip(const T& in, std::size_t* size = nullptr) {
+    std::vector<char> bytes;
+    plain_writer writer(bytes);
+    writer << in;
+    if (size != nullptr)
+        *size = bytes.size();
+    plain_reader reader(bytes);
+    T out{};
+    reader >> out;
+    BOOST_TEST(reader.consumed() == bytes.size());
+    return out;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(plain_values_are_the_standard_value_types_and_nothing_else) {
+    static_assert(plain_value<int> && plain_value<double> && plain_value<bool>);
+    static_assert(plain_value<colour> && plain_value<std::string>);
+    static_assert(plain_value<std::vector<char>> && plain_value<std::vector<double>>);
+    static_assert(plain_value<std::array<float, 3>> && plain_value<std::pair<int, std::string>>);
+    static_assert(plain_value<std::tuple<long, std::vector<int>, std::tuple<bool, std::string>>>);
+    // These go through Boost.Serialization:
+    static_assert(!plain_value<with_serialize> && !plain_value<std::vector<bool>>);
+    static_assert(!plain_value<std::vector<std::string>> && !plain_value<const char*>);
+    static_assert(!plain_value<std::tuple<int, with_serialize>>);
+    BOOST_TEST(true); // the checks above are compile-time
+}
+
+BOOST_AUTO_TEST_CASE(plain_values_round_trip_exactly) {
+    BOOST_TEST(plain_round_trip(-12345678901234L) == -12345678901234L);
+    BOOST_TEST(plain_round_trip(2.5) == 2.5);
+    BOOST_TEST(plain_round_trip(true) == true);
+    BOOST_TEST((plain_round_trip(colour::blue) == colour::blue));
+    BOOST_TEST(plain_round_trip(std::string()) == "");
+    BOOST_TEST(plain_round_trip(std::string("a\0b", 3)) == std::string("a\0b", 3));
+    BOOST_TEST(plain_round_trip(std::vector<double>{1.5, -2, 3}) ==
+               (std::vector<double>{1.5, -2, 3}));
+    BOOST_TEST(plain_round_trip(std::vector<char>{}).empty());
+    BOOST_TEST((plain_round_trip(std::array<int, 3>{4, 5, 6}) == std::array<int, 3>{4, 5, 6}));
+    const std::tuple<int, std::string, std::pair<bool, std::vector<short>>> nested{
+        9, "nine", {true, {1, 2, 3}}};
+    BOOST_TEST((plain_round_trip(nested) == nested));
+}
+
+BOOST_AUTO_TEST_CASE(plain_encoding_is_the_bytes_and_a_length_before_a_sequence) {
+    std::size_t size = 0;
+    plain_round_trip(7, &size);
+    BOOST_TEST(size == sizeof(int));
+    plain_round_trip(std::string("abc"), &size);
+    BOOST_TEST(size == 8u + 3u);
+    plain_round_trip(std::vector<std::int32_t>{1, 2}, &size);
+    BOOST_TEST(size == 8u + 8u);
+    plain_round_trip(std::tuple<std::int16_t, std::string>{1, "xy"}, &size);
+    BOOST_TEST(size == 2u + 8u + 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_truncated_plain_value_throws_and_reads_nothing_past_the_end) {
+    std::vector<char> bytes;
+    plain_writer writer(bytes);
+    writer << std::string("hello") << 42;
+    for (std::size_t cut = 0; cut < bytes.size(); ++cut)
+        BOOST_TEST_CONTEXT("cut at " << cut) {
+            plain_reader reader(std::span<const char>(bytes).first(cut));
+            std::string s;
+            int x = 0;
+            BOOST_CHECK_THROW(reader >> s >> x, std::length_error);
+        }
+    // A length that claims more than is there, even one that would overflow a size
+    std::vector<char> lying;
+    plain_writer(lying) << std::uint64_t{~std::uint64_t{0} / 2};
+    plain_reader reader(lying);
+    std::vector<int> v;
+    BOOST_CHECK_THROW(reader >> v, std::length_error);
+}
+
+BOOST_AUTO_TEST_CASE(value_codecs_pick_plain_or_archive_and_read_back_what_they_wrote) {
+    std::vector<char> bytes;
+    {
+        value_encoder<with_serialize> archive_out(bytes);
+        archive_out.write(with_serialize{5});
+    }
+    value_decoder<with_serialize> archive_in(bytes);
+    with_serialize w;
+    archive_in.read(w);
+    BOOST_TEST(w.x == 5);
+
+    std::vector<char> plain;
+    value_encoder<std::string>(plain).write("text");
+    BOOST_TEST(plain.size() == 8u + 4u); // no archive in front
+    value_decoder<std::string> plain_in(plain);
+    std::string s;
+    plain_in.read(s);
+    BOOST_TEST(s == "text");
 }

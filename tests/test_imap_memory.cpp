@@ -1,5 +1,6 @@
-// imap streams: 10^7 results over a lazily generated input in constant memory. A binary of its
-// own, so that the peak resident size it measures belongs to this test alone.
+// imap streams: 10^7 results over a lazily generated input in constant memory; a blocking map
+// encodes its input as the workers take it. A binary of its own, so that the peak resident size
+// it measures belongs to this test alone.
 #define PROCPOOL_TEST_SUITE_NAME "imap_memory"
 #include "test_main.hpp"
 
@@ -7,7 +8,10 @@
 
 #include <cstdint>
 #include <ranges>
+#include <string>
 #include <sys/resource.h>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -66,4 +70,30 @@ BOOST_AUTO_TEST_CASE(imap_unordered_of_10_million_lazy_items_stays_within_the_bo
     BOOST_TEST(count == items);
     BOOST_TEST(sum == expected_sum);
     BOOST_TEST(growth < bound);
+}
+
+namespace {
+/// Slower than encoding the next input, so that an eager encoder would run far ahead.
+std::uint64_t length_and_first(std::string s) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return s.size() * 256 + static_cast<unsigned char>(s.front());
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_blocking_map_does_not_hold_its_whole_input_encoded) {
+    // 64 inputs of 4 MiB: encoding them all before the first is sent would take 256 MiB more.
+    constexpr std::size_t count = 64;
+    constexpr std::size_t size = std::size_t{4} << 20;
+    std::vector<std::string> input;
+    for (std::size_t i = 0; i < count; ++i)
+        input.emplace_back(size, static_cast<char>('a' + i % 26));
+    procpool::pool pool(2);
+    const std::int64_t before = peak_rss();
+    const auto out = pool.map(length_and_first, input, 1);
+    const std::int64_t growth = peak_rss() - before;
+    BOOST_TEST_MESSAGE("peak resident set grew by " << growth / 1024 << " KiB");
+    BOOST_REQUIRE(out.size() == count);
+    for (std::size_t i = 0; i < count; ++i)
+        BOOST_TEST(out[i] == size * 256 + static_cast<unsigned char>('a' + i % 26));
+    BOOST_TEST(growth < 64 << 20);
 }

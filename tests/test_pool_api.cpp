@@ -108,6 +108,32 @@ BOOST_AUTO_TEST_CASE(map_returns_results_in_input_order_for_every_chunksize) {
         }
 }
 
+BOOST_AUTO_TEST_CASE(map_of_many_chunks_handed_over_in_batches_keeps_every_position) {
+    procpool::pool pool(2);
+    const auto input = iota_vector(30'000);
+    for (std::size_t chunksize : {1u, 3u})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_TEST(pool.map(square, input, chunksize) == squares(30'000));
+            BOOST_TEST(bounded_get(pool.map_async(square, input, chunksize)) == squares(30'000));
+        }
+}
+
+BOOST_AUTO_TEST_CASE(map_of_large_items_paced_by_the_workers_returns_every_result) {
+    // 40 items of 1 MiB: a blocking map waits for the workers between chunks.
+    procpool::pool pool(2);
+    std::vector<std::string> input;
+    for (int i = 0; i < 40; ++i)
+        input.emplace_back(std::size_t{1} << 20, static_cast<char>('A' + i));
+    const auto out = pool.map(first_and_size, input);
+    BOOST_REQUIRE(out.size() == input.size());
+    for (std::size_t i = 0; i < input.size(); ++i)
+        BOOST_TEST((out[i] == std::pair<char, std::size_t>{static_cast<char>('A' + i), 1u << 20}));
+    // A failure in the middle of a paced map is its error, and the pool goes on.
+    input[7] = "";
+    BOOST_CHECK_THROW(pool.map(first_and_size, input, 1), std::invalid_argument);
+    BOOST_TEST(pool.apply(square, 6) == 36);
+}
+
 BOOST_AUTO_TEST_CASE(map_over_empty_input_returns_an_empty_vector) {
     procpool::pool pool(2);
     BOOST_TEST(pool.map(square, std::vector<int>{}).empty());

@@ -51,12 +51,12 @@ void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> 
     core_->submit(std::move(chunks));
 }
 
-void pool::submit(std::vector<std::vector<char>> frames,
-                  std::shared_ptr<detail::result_sink> sink) {
+void pool::submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
+                  std::size_t first_index) {
     std::vector<detail::outgoing_chunk> chunks;
     chunks.reserve(frames.size());
     for (std::size_t i = 0; i < frames.size(); ++i)
-        chunks.push_back({std::move(frames[i]), sink, i});
+        chunks.push_back({std::move(frames[i]), sink, first_index + i});
     core_->submit(std::move(chunks));
 }
 

@@ -52,7 +52,7 @@ public:
                 try {
                     T value;
                     try {
-                        *archive_ >> value;
+                        decoder_->read(value);
                     } catch (const std::exception& e) {
                         throw_decode_error(e.what());
                     }
@@ -78,8 +78,7 @@ public:
             chunk_.emplace(std::move(*chunk));
             left_ = chunk_->ok_count;
             if (left_ > 0) {
-                source_.emplace(std::span<const char>(chunk_->results));
-                archive_.emplace(*source_, archive_flags);
+                decoder_.emplace(std::span<const char>(chunk_->results));
             }
         }
     }
@@ -89,8 +88,7 @@ public:
 
 private:
     void drop_chunk() noexcept {
-        archive_.reset();
-        source_.reset();
+        decoder_.reset();
         chunk_.reset();
         left_ = 0;
     }
@@ -105,8 +103,7 @@ private:
     std::timed_mutex mutex_;
     bool finished_ = false;
     std::optional<imap_chunk> chunk_;
-    std::optional<span_source> source_;
-    std::optional<boost::archive::binary_iarchive> archive_;
+    std::optional<value_decoder<T>> decoder_;
     std::uint64_t left_ = 0;
 };
 

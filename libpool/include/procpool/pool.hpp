@@ -141,8 +141,11 @@ public:
     std::vector<int> worker_pids() const;
 
 private:
+    /// map and starmap. `bounded` (the blocking calls, whose input outlives the call): encode
+    /// chunks as the workers take them rather than all at once, so a job's encoded input
+    /// never takes much more memory than a few chunks per worker.
     template <bool Star, class F, class Range, class Callback, class ErrorCallback>
-    auto submit_chunks(F f, Range&& items, std::size_t chunksize, Callback callback,
+    auto submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded, Callback callback,
                        ErrorCallback error_callback);
 
     template <bool Ordered, class F, class Range>
@@ -153,7 +156,9 @@ private:
                                                       bool ordered);
 
     void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
-    void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink);
+    /// Submits frames as chunks first_index, first_index + 1, ... of `sink`.
+    void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
+                std::size_t first_index = 0);
 
     // Shared: an imap_result reaches the pool through a weak_ptr, so that it outlives it safely.
     std::shared_ptr<detail::pool_core> core_;

@@ -5,6 +5,7 @@
 #include <procpool/detail/result_state.hpp>
 #include <procpool/detail/task.hpp>
 
+#include <algorithm>
 #include <iterator>
 #include <optional>
 #include <ranges>
@@ -30,6 +31,57 @@ inline std::size_t default_chunksize(std::size_t items, std::size_t processes) n
     const std::size_t size = (items + per - 1) / per;
     return size == 0 ? 1 : size;
 }
+
+/// Paces the encoding of a map: when to hand the chunks encoded so far to the core, and, for a
+/// bounded map, when to wait for the workers. Chunks go to the core in batches of about
+/// 256 KiB (at least one chunk), so that workers start while the rest is encoded and a job of
+/// tiny chunks costs few core calls. A bounded map keeps at most about 4 MiB of encoded chunks
+/// per worker outstanding (submitted, not completed), never fewer than 2 chunks per worker,
+/// and resumes when half of them have completed.
+class chunk_pacer {
+public:
+    enum action { go_on, submit, submit_and_wait };
+
+    chunk_pacer(std::size_t processes, bool bounded) noexcept
+        : processes_(processes)
+        , bounded_(bounded) {}
+
+    /// A chunk of `bytes` was encoded; `unsubmitted` are waiting (it included), `outstanding`
+    /// are encoded and not completed (it included).
+    action encoded(std::size_t bytes, std::size_t unsubmitted, std::size_t outstanding) noexcept {
+        encoded_bytes_ += bytes;
+        ++encoded_;
+        unsubmitted_bytes_ += bytes;
+        if (bounded_) {
+            const std::size_t mean = encoded_bytes_ / encoded_;
+            limit_ = std::max(2 * processes_, (outstanding_bytes * processes_) / (mean + 1));
+            if (outstanding >= limit_) {
+                unsubmitted_bytes_ = 0;
+                return submit_and_wait;
+            }
+        }
+        if (unsubmitted_bytes_ >= batch_bytes || unsubmitted >= batch_chunks) {
+            unsubmitted_bytes_ = 0;
+            return submit;
+        }
+        return go_on;
+    }
+
+    /// How many chunks may stay outstanding when the encoding resumes.
+    std::size_t resume_below() const noexcept { return limit_ / 2; }
+
+private:
+    static constexpr std::size_t batch_bytes = std::size_t{256} << 10;
+    static constexpr std::size_t batch_chunks = 4096;
+    static constexpr std::size_t outstanding_bytes = std::size_t{4} << 20;
+
+    std::size_t processes_;
+    bool bounded_;
+    std::size_t encoded_ = 0;
+    std::size_t encoded_bytes_ = 0;
+    std::size_t unsubmitted_bytes_ = 0;
+    std::size_t limit_ = 0;
+};
 
 /// An imap's input: a view of the user's range (a reference to an lvalue, the object itself for
 /// an rvalue), read one chunk at a time.
@@ -111,7 +163,7 @@ pool::apply_async(F f, std::tuple<Args...> args, Callback callback, ErrorCallbac
 }
 
 template <bool Star, class F, class Range, class Callback, class ErrorCallback>
-auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, Callback callback,
+auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded, Callback callback,
                          ErrorCallback error_callback) {
     PROCPOOL_CHECK_SENDABLE(F);
     using item_type = std::ranges::range_value_t<Range>;
@@ -126,8 +178,17 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, Callback cal
     auto encode = [&](auto&& range, std::size_t count) {
         if (chunksize == 0)
             chunksize = detail::default_chunksize(count, processes());
-        std::vector<std::vector<char>> frames;
-        frames.reserve((count + chunksize - 1) / chunksize);
+        auto state = std::make_shared<detail::vector_result<result_type>>(count, chunksize);
+        state->set_callbacks(std::move(callback), std::move(error_callback));
+        detail::chunk_pacer pacer(processes(), bounded);
+        std::vector<std::vector<char>> frames; // encoded, not yet submitted
+        std::size_t submitted = 0;
+        auto flush = [&] {
+            const std::size_t n = frames.size();
+            submit(std::move(frames), state, submitted);
+            submitted += n;
+            frames.clear();
+        };
         std::optional<detail::frame_encoder<F, item_type, Star>> encoder;
         for (auto&& element : range) {
             // Binds directly for real elements, materialises a proxy (vector<bool>) once.
@@ -138,13 +199,24 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, Callback cal
             if (encoder->size() == chunksize) {
                 frames.push_back(std::move(*encoder).finish());
                 encoder.reset();
+                switch (pacer.encoded(frames.back().size(), frames.size(),
+                                      submitted + frames.size() - state->completed())) {
+                case detail::chunk_pacer::go_on:
+                    break;
+                case detail::chunk_pacer::submit:
+                    flush();
+                    break;
+                case detail::chunk_pacer::submit_and_wait:
+                    flush();
+                    state->wait_completed(submitted - pacer.resume_below());
+                    break;
+                }
             }
         }
         if (encoder)
             frames.push_back(std::move(*encoder).finish());
-        auto state = std::make_shared<detail::vector_result<result_type>>(count, chunksize);
-        state->set_callbacks(std::move(callback), std::move(error_callback));
-        submit(std::move(frames), state);
+        if (!frames.empty() || submitted == 0)
+            flush(); // with no chunk at all, still checks that the pool takes work
         state->finish_if_empty();
         return async_result<std::vector<result_type>>(std::move(state));
     };
@@ -163,7 +235,8 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, Callback cal
 
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<F, Range>> pool::map(F f, Range&& items, std::size_t chunksize) {
-    auto result = map_async(f, std::forward<Range>(items), chunksize);
+    auto result = submit_chunks<false>(f, std::forward<Range>(items), chunksize, true,
+                                       detail::no_callback{}, detail::no_callback{});
     return result.take();
 }
 
@@ -171,8 +244,8 @@ template <class F, std::ranges::input_range Range, class Callback, class ErrorCa
 async_result<std::vector<detail::map_result_t<F, Range>>>
 pool::map_async(F f, Range&& items, std::size_t chunksize, Callback callback,
                 ErrorCallback error_callback) {
-    return submit_chunks<false>(f, std::forward<Range>(items), chunksize, std::move(callback),
-                                std::move(error_callback));
+    return submit_chunks<false>(f, std::forward<Range>(items), chunksize, false,
+                                std::move(callback), std::move(error_callback));
 }
 
 template <bool Ordered, class F, class Range>
@@ -206,7 +279,8 @@ imap_result<detail::map_result_t<F, Range>> pool::imap_unordered(F f, Range&& it
 template <class F, std::ranges::input_range Range>
 std::vector<detail::starmap_result_t<F, Range>> pool::starmap(F f, Range&& tuples,
                                                               std::size_t chunksize) {
-    auto result = starmap_async(f, std::forward<Range>(tuples), chunksize);
+    auto result = submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, true,
+                                      detail::no_callback{}, detail::no_callback{});
     return result.take();
 }
 
@@ -214,8 +288,8 @@ template <class F, std::ranges::input_range Range, class Callback, class ErrorCa
 async_result<std::vector<detail::starmap_result_t<F, Range>>>
 pool::starmap_async(F f, Range&& tuples, std::size_t chunksize, Callback callback,
                     ErrorCallback error_callback) {
-    return submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, std::move(callback),
-                               std::move(error_callback));
+    return submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, false,
+                               std::move(callback), std::move(error_callback));
 }
 
 } // namespace procpool

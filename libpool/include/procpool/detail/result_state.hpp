@@ -22,7 +22,7 @@ namespace procpool::detail {
 
 /// What came back for one chunk (one task frame).
 struct chunk_outcome {
-    std::span<const char> results; ///< archive holding ok_count results
+    std::span<const char> results; ///< the ok_count results, encoded (codec.hpp)
     std::uint64_t ok_count = 0;    ///< items 0..ok_count-1 of the chunk succeeded
     std::exception_ptr error;      ///< set when item ok_count failed, or the chunk was lost
     std::uint64_t exec_ns = 0;     ///< the worker's time on the chunk (0 when lost)
@@ -175,11 +175,10 @@ public:
             this->finish_value(std::monostate{});
         } else {
             try {
-                span_source source(outcome.results);
-                boost::archive::binary_iarchive ia(source, archive_flags);
+                value_decoder<R> decoder(outcome.results);
                 R value;
                 try {
-                    ia >> value;
+                    decoder.read(value);
                 } catch (const std::exception& e) {
                     throw_decode_error(e.what());
                 }
@@ -207,19 +206,43 @@ public:
             this->finish_value(std::move(values_));
     }
 
+    /// Chunks completed so far, failed or not, including those that came after the result was
+    /// decided.
+    std::size_t completed() const noexcept { return completed_.load(); }
+
+    /// Blocks until at least `n` chunks have completed. Every submitted chunk completes (the
+    /// pool fails the chunks it cannot run), so this returns once n were submitted.
+    void wait_completed(std::size_t n) {
+        std::unique_lock lock(progress_mutex_);
+        // seq_cst, with the one in count_completed: either this sees the count, or the
+        // completing thread sees the waiter and notifies under the mutex.
+        waiting_.store(true);
+        progress_.wait(lock, [&] { return completed_.load() >= n; });
+        waiting_.store(false);
+    }
+
     void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept override {
+        deliver(chunk, outcome);
+        completed_.fetch_add(1);
+        if (waiting_.load()) {
+            std::lock_guard lock(progress_mutex_);
+            progress_.notify_all();
+        }
+    }
+
+private:
+    void deliver(std::size_t chunk, const chunk_outcome& outcome) noexcept {
         if (this->finished())
             return;
         if (outcome.ok_count > 0) {
             try {
-                span_source source(outcome.results);
-                boost::archive::binary_iarchive ia(source, archive_flags);
+                value_decoder<R> decoder(outcome.results);
                 const std::size_t first = chunk * chunksize_;
                 for (std::uint64_t i = 0; i < outcome.ok_count; ++i) {
                     // Through a local: std::vector<bool> has no element to load into.
                     R value;
                     try {
-                        ia >> value;
+                        decoder.read(value);
                     } catch (const std::exception& e) {
                         throw_decode_error(e.what());
                     }
@@ -238,10 +261,13 @@ public:
             this->finish_value(std::move(values_));
     }
 
-private:
     std::vector<R> values_;
     std::size_t chunksize_;
     std::size_t remaining_;
+    std::atomic<std::size_t> completed_{0};
+    std::atomic<bool> waiting_{false};
+    std::mutex progress_mutex_;
+    std::condition_variable progress_;
 };
 
 } // namespace procpool::detail

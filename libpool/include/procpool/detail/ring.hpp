@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -247,31 +248,48 @@ public:
             got_ += ring.read_some(bytes + got_, prefix - got_);
             if (got_ < prefix)
                 return false;
-            buffer_.resize(static_cast<std::size_t>(length_));
+            reserve(static_cast<std::size_t>(length_));
         }
         const std::uint64_t body = got_ - prefix;
-        got_ += ring.read_some(buffer_.data() + body, buffer_.size() - body);
+        got_ += ring.read_some(buffer_.get() + body, static_cast<std::size_t>(length_ - body));
         return got_ == prefix + length_;
     }
 
     /// True when part of a frame has been read.
     bool partial() const noexcept { return got_ != 0; }
 
-    std::span<const std::byte> frame() const noexcept { return buffer_; }
+    std::span<const std::byte> frame() const noexcept {
+        return {buffer_.get(), static_cast<std::size_t>(length_)};
+    }
 
-    /// Forgets the frame. The buffer's capacity is kept for the next one, unless it is large
-    /// enough that keeping it would pin memory for the life of the pool.
+    /// Forgets the frame. The buffer is kept for the next one while frames keep needing it:
+    /// a large buffer (over 1 MiB) goes when a frame used less than a quarter of it, so one
+    /// large frame does not pin its memory for the life of the pool, while a run of large
+    /// frames reuses one buffer instead of faulting in fresh pages for each.
     void reset() noexcept {
+        if (capacity_ > keep_capacity && length_ < capacity_ / 4) {
+            buffer_.reset();
+            capacity_ = 0;
+        }
         got_ = 0;
         length_ = 0;
-        if (buffer_.capacity() > keep_capacity)
-            std::vector<std::byte>().swap(buffer_);
     }
 
 private:
-    static constexpr std::size_t keep_capacity = std::size_t{16} << 20;
+    static constexpr std::size_t keep_capacity = std::size_t{1} << 20;
 
-    std::vector<std::byte> buffer_;
+    /// Room for n bytes, not initialised: every byte is written by the ring before it is read.
+    void reserve(std::size_t n) {
+        if (n <= capacity_)
+            return;
+        buffer_.reset();
+        capacity_ = 0;
+        buffer_.reset(new std::byte[n]);
+        capacity_ = n;
+    }
+
+    std::unique_ptr<std::byte[]> buffer_;
+    std::size_t capacity_ = 0;
     std::uint64_t length_ = 0;
     std::uint64_t got_ = 0;
 };

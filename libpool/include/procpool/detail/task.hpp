@@ -101,19 +101,26 @@ struct call_result<F, std::pair<A, B>, true> {
 template <class F, class Item, bool Star>
 using call_result_t = typename call_result<F, Item, Star>::type;
 
+/// The function object of a task that carries none in its frame.
 template <class F>
-F load_function(boost::archive::binary_iarchive& ia, const void* function) {
+F make_function(const void* function) {
     if constexpr (function_pointer<F>) {
         // Conditionally supported in ISO C++, always supported on POSIX (dlsym relies on it).
         return reinterpret_cast<F>(const_cast<void*>(function));
-    } else if constexpr (stateless_function_object<F>) {
-        return F{};
     } else {
-        F f;
-        ia >> f;
-        return f;
+        static_assert(stateless_function_object<F>);
+        return F{};
     }
 }
+
+/// Whether a task frame carries its function object (in the archive, before the items).
+template <class F>
+inline constexpr bool function_in_frame = !function_pointer<F> && !stateless_function_object<F>;
+
+/// Whether the items of a task type skip Boost.Serialization (see codec.hpp): they are plain
+/// and there is no function object to archive before them.
+template <class F, class Item>
+inline constexpr bool plain_items = plain_value<Item> && !function_in_frame<F>;
 
 /// The trampoline of one task type; see the file comment.
 template <class F, class Item, bool Star>
@@ -121,24 +128,21 @@ struct invoker {
     using result_type = call_result_t<F, Item, Star>;
 
     static void run(task_call& call) {
-        span_source source(call.input);
-        boost::archive::binary_iarchive ia(source, archive_flags);
-        F f = load_function<F>(ia, call.function);
-        vector_sink sink(*call.output);
-        boost::archive::binary_oarchive oa(sink, archive_flags);
-        for (std::uint64_t i = 0; i < call.item_count; ++i) {
-            call.stage = task_stage::decoding;
-            Item item;
-            ia >> item;
-            call.stage = task_stage::running;
-            if constexpr (std::is_void_v<result_type>) {
-                invoke_item(f, std::move(item));
+        if constexpr (plain_items<F, Item>) {
+            plain_reader in(call.input);
+            F f = make_function<F>(call.function);
+            run_items(call, f, in);
+        } else {
+            span_source source(call.input);
+            boost::archive::binary_iarchive in(source, archive_flags);
+            if constexpr (function_in_frame<F>) {
+                F f;
+                in >> f;
+                run_items(call, f, in);
             } else {
-                const result_type result = invoke_item(f, std::move(item));
-                call.stage = task_stage::encoding;
-                oa << result;
+                F f = make_function<F>(call.function);
+                run_items(call, f, in);
             }
-            ++call.ok_count;
         }
     }
 
@@ -151,6 +155,32 @@ struct invoker {
     }
 
 private:
+    template <class Input>
+    static void run_items(task_call& call, F& f, Input& in) {
+        if constexpr (std::is_void_v<result_type>) {
+            for (std::uint64_t i = 0; i < call.item_count; ++i) {
+                call.stage = task_stage::decoding;
+                Item item;
+                in >> item;
+                call.stage = task_stage::running;
+                invoke_item(f, std::move(item));
+                ++call.ok_count;
+            }
+        } else {
+            value_encoder<result_type> out(*call.output);
+            for (std::uint64_t i = 0; i < call.item_count; ++i) {
+                call.stage = task_stage::decoding;
+                Item item;
+                in >> item;
+                call.stage = task_stage::running;
+                const result_type result = invoke_item(f, std::move(item));
+                call.stage = task_stage::encoding;
+                out.write(result);
+                ++call.ok_count;
+            }
+        }
+    }
+
     static decltype(auto) invoke_item(F& f, Item&& item) {
         if constexpr (Star)
             return std::apply(f, std::move(item));
@@ -161,27 +191,50 @@ private:
     static inline const bool registered = (register_trampoline(&run), true);
 };
 
+/// Where a frame_encoder writes its items: plain bytes, or a Boost archive.
+template <bool Plain>
+class item_sink {
+public:
+    explicit item_sink(std::vector<char>& out) noexcept
+        : writer_(out) {}
+    template <class T>
+    void write(const T& value) {
+        writer_ << value;
+    }
+
+private:
+    plain_writer writer_;
+};
+template <>
+class item_sink<false> {
+public:
+    explicit item_sink(std::vector<char>& out)
+        : sink_(out)
+        , archive_(sink_, archive_flags) {}
+    template <class T>
+    void write(const T& value) {
+        archive_ << value;
+    }
+
+private:
+    vector_sink sink_;
+    boost::archive::binary_oarchive archive_;
+};
+
 /// Builds one task frame in the parent: the header, then the function object when it has
 /// state, then the items. Throws serialization_error when a value cannot be encoded.
 template <class F, class Item, bool Star>
 class frame_encoder {
 public:
     frame_encoder(const F& f, frame_kind kind)
-        : sink_(frame_)
-        , archive_(sink_, archive_flags) {
-        header_.kind = kind;
-        header_.trampoline = invoker<F, Item, Star>::identity();
-        if constexpr (function_pointer<F>)
-            header_.function = to_code_address(reinterpret_cast<const void*>(f));
-        frame_.reserve(sizeof(task_header) + 64);
-        append_pod(frame_, header_); // patched in finish()
-        if constexpr (!function_pointer<F> && !stateless_function_object<F>)
-            guarded([&] { archive_ << f; });
+        : sink_(init(f, kind)) {
+        if constexpr (function_in_frame<F>)
+            guarded([&] { sink_.write(f); });
     }
 
     template <class T>
     void add(const T& item) {
-        guarded([&] { archive_ << item; });
+        guarded([&] { sink_.write(item); });
         ++header_.item_count;
     }
 
@@ -189,7 +242,7 @@ public:
     /// as (see tuple_serialization.hpp), without building the tuple.
     template <class... Ts>
     void add_fields(const Ts&... fields) {
-        guarded([&] { ((archive_ << fields), ...); });
+        guarded([&] { (sink_.write(fields), ...); });
         ++header_.item_count;
     }
 
@@ -202,13 +255,23 @@ public:
     }
 
 private:
+    /// Sets up the header and the frame before the sink is built on it.
+    std::vector<char>& init(const F& f, frame_kind kind) {
+        header_.kind = kind;
+        header_.trampoline = invoker<F, Item, Star>::identity();
+        if constexpr (function_pointer<F>)
+            header_.function = to_code_address(reinterpret_cast<const void*>(f));
+        frame_.reserve(sizeof(task_header) + 64);
+        append_pod(frame_, header_); // patched in finish()
+        return frame_;
+    }
+
     template <class Fn>
     static void guarded(Fn&& fn);
 
     task_header header_;
     std::vector<char> frame_;
-    vector_sink sink_;
-    boost::archive::binary_oarchive archive_;
+    item_sink<plain_items<F, Item>> sink_;
 };
 
 /// Rethrows the exception in flight as serialization_error naming what was being encoded.
