@@ -754,7 +754,12 @@ void pool_core::impl::wait_for_work() {
         }
         return false;
     };
-    wait_for(segment_.header().parent_event, ready, io_spin);
+    // Spin only while a worker has work: with nothing in flight, the next event is a caller's,
+    // and the caller waiting for the last result needs this core more than a spin does.
+    const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
+                                       [](const worker_state& w) { return !w.queue.empty(); });
+    wait_for(segment_.header().parent_event, ready,
+             in_flight ? io_spin : std::chrono::microseconds(0));
 }
 
 void pool_core::impl::fail_pool(std::exception_ptr error) {
