@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -340,6 +341,20 @@ double advantage(const figure& ours, const figure& theirs) {
 }
 
 /// Runs the CPython peer with the same cases; returns its JSON objects.
+/// The peer script beside an installed procpool-perf (BINDIR/../share/procpool/peers), else
+/// the one in the source tree it was built from.
+std::string default_peer_script() {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto installed =
+            exe.parent_path().parent_path() / "share" / "procpool" / "peers" / "python_pool.py";
+        if (std::filesystem::exists(installed, ec))
+            return installed.string();
+    }
+    return PROCPOOL_PEER_SCRIPT;
+}
+
 std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
                                                  const std::vector<std::string>& scenarios) {
     std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
@@ -443,7 +458,7 @@ int main(int argc, char** argv) {
 
     settings s;
     std::vector<std::string> scenarios;
-    std::string json_path, plot_path, peer, peer_script = PROCPOOL_PEER_SCRIPT;
+    std::string json_path, plot_path, peer, peer_script = default_peer_script();
     po::options_description options("procpool-perf options");
     options.add_options()("help,h", "show this help")("quick", po::bool_switch(&s.quick),
                                                       "smaller inputs: the whole set in seconds")(

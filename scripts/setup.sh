@@ -4,7 +4,7 @@
 # 1.74 and clash, so every Boost package is named with its version.
 set -euo pipefail
 packages=(
-  g++ cmake make python3
+  g++ cmake make python3 pkg-config
   libboost1.81-dev libboost-serialization1.81-dev libboost-test1.81-dev
   libboost-filesystem1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libboost1.81-tools-dev gnuplot-nox

@@ -267,6 +267,17 @@ BOOST_AUTO_TEST_CASE(imap_accepts_vectors_lists_views_and_single_pass_ranges) {
     BOOST_TEST(drain(e) == (std::vector<int>{25, 36}));
 }
 
+BOOST_AUTO_TEST_CASE(imap_accepts_an_lvalue_of_a_move_only_view) {
+    procpool::pool pool(2);
+    // A pipeline that owns its vector is move-only, so std::views::all refuses an lvalue of it.
+    auto owning = iota_vector(10) | std::views::filter([](int x) { return x % 3 == 0; });
+    static_assert(!std::copyable<decltype(owning)>);
+    auto by_reference = pool.imap(square, owning, 2);
+    BOOST_TEST(drain(by_reference) == (std::vector<int>{0, 9, 36, 81}));
+    auto moved_in = pool.imap_unordered(square, std::move(owning));
+    BOOST_TEST(drain(moved_in).size() == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(results_of_a_few_mib_each_travel_through_imap_intact) {
     procpool::pool pool(2);
     auto result = pool.imap(bytes_of, std::vector<int>{1, 3, 5, 2, 4});

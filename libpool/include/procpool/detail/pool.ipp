@@ -83,6 +83,16 @@ private:
     std::size_t limit_ = 0;
 };
 
+/// How an imap holds the user's range: a reference to an lvalue (even one of a move-only view,
+/// which std::views::all refuses), the object itself for an rvalue.
+template <class Range>
+auto hold_range(Range&& range) {
+    if constexpr (std::ranges::viewable_range<Range>)
+        return std::views::all(std::forward<Range>(range));
+    else
+        return std::ranges::ref_view(range);
+}
+
 /// An imap's input: a view of the user's range (a reference to an lvalue, the object itself for
 /// an rvalue), read one chunk at a time.
 template <class F, class View>
@@ -257,9 +267,9 @@ auto pool::stream_chunks(F f, Range&& items, std::size_t chunksize) {
                   "effects only, use apply_async in a loop");
     if (chunksize == 0)
         throw std::invalid_argument("procpool::pool::imap: chunksize must be at least 1");
-    using view_type = std::views::all_t<Range>;
-    auto source = std::make_unique<detail::range_source<F, view_type>>(
-        f, std::views::all(std::forward<Range>(items)), chunksize);
+    auto view = detail::hold_range(std::forward<Range>(items));
+    auto source =
+        std::make_unique<detail::range_source<F, decltype(view)>>(f, std::move(view), chunksize);
     auto channel = open_stream(std::move(source), Ordered);
     return imap_result<result_type>(
         std::make_unique<detail::imap_reader<result_type>>(std::move(channel), chunksize > 1));

@@ -1,0 +1,25 @@
+#!/bin/sh
+# run_example.sh BINARY: runs an example and compares its output with
+# examples/expected/NAME.txt. Both build systems run the examples through this script.
+set -u
+bin=$1
+name=$(basename "$bin")
+root=$(cd "$(dirname "$0")/.." && pwd)
+expected="$root/examples/expected/$name.txt"
+set --
+if [ "$name" = digest_tree ]; then
+    set -- "$root/examples/expected/digest_data"
+fi
+# timeout: an example that hangs fails instead of stalling the build.
+out=$(timeout 60 "$bin" "$@" 2>&1)
+status=$?
+if [ $status -ne 0 ]; then
+    printf '%s exited with status %s:\n%s\n' "$name" "$status" "$out"
+    exit 1
+fi
+if [ "$out" != "$(cat "$expected")" ]; then
+    printf '%s: the output differs from %s:\n' "$name" "$expected"
+    printf '%s\n' "$out" | diff -u "$expected" -
+    exit 1
+fi
+printf '%s: output as expected\n' "$name"
