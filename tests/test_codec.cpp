@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(value_codecs_pick_plain_or_archive_and_read_back_what_they_
     BOOST_TEST(w.x == 5);
 
     std::vector<char> plain;
-    value_encoder<std::string>(plain).write("text");
+    value_encoder<std::string>(plain).write(std::string("text"));
     BOOST_TEST(plain.size() == 8u + 4u); // no archive in front
     value_decoder<std::string> plain_in(plain);
     std::string s;

@@ -201,58 +201,81 @@ private:
     std::size_t used_ = 0;
 };
 
-/// Writes values of type T to a vector with the codec T calls for.
-template <class T>
-class value_encoder {
+/// Writes values to the end of a vector: as plain bytes, or (Plain false) into one Boost binary
+/// archive for the encoder's life. Neither copyable nor movable (the archive refers to the
+/// streambuf beside it).
+template <bool Plain>
+class encoder {
 public:
-    explicit value_encoder(std::vector<char>& out)
+    explicit encoder(std::vector<char>& out) noexcept
+        : writer_(out) {}
+    encoder(const encoder&) = delete;
+    encoder& operator=(const encoder&) = delete;
+    template <class T>
+    void write(const T& value) {
+        writer_ << value;
+    }
+
+private:
+    plain_writer writer_;
+};
+template <>
+class encoder<false> {
+public:
+    explicit encoder(std::vector<char>& out)
         : sink_(out)
         , archive_(sink_, archive_flags) {}
-    void write(const T& value) { archive_ << value; }
+    encoder(const encoder&) = delete;
+    encoder& operator=(const encoder&) = delete;
+    template <class T>
+    void write(const T& value) {
+        archive_ << value;
+    }
 
 private:
     vector_sink sink_;
     boost::archive::binary_oarchive archive_;
 };
-template <plain_value T>
-class value_encoder<T> {
+
+/// Reads what encoder<Plain> wrote, from a span it does not copy. Neither copyable nor movable.
+template <bool Plain>
+class decoder {
 public:
-    explicit value_encoder(std::vector<char>& out) noexcept
-        : writer_(out) {}
-    void write(const T& value) { writer_ << value; }
+    explicit decoder(std::span<const char> in) noexcept
+        : reader_(in) {}
+    decoder(const decoder&) = delete;
+    decoder& operator=(const decoder&) = delete;
+    template <class T>
+    void read(T& value) {
+        reader_ >> value;
+    }
 
 private:
-    plain_writer writer_;
+    plain_reader reader_;
 };
-
-/// Reads values of type T from a span with the codec T calls for. Neither copyable nor movable
-/// (the archive refers to the streambuf beside it).
-template <class T>
-class value_decoder {
+template <>
+class decoder<false> {
 public:
-    explicit value_decoder(std::span<const char> in)
+    explicit decoder(std::span<const char> in)
         : source_(in)
         , archive_(source_, archive_flags) {}
-    value_decoder(const value_decoder&) = delete;
-    value_decoder& operator=(const value_decoder&) = delete;
-    void read(T& value) { archive_ >> value; }
+    decoder(const decoder&) = delete;
+    decoder& operator=(const decoder&) = delete;
+    template <class T>
+    void read(T& value) {
+        archive_ >> value;
+    }
 
 private:
     span_source source_;
     boost::archive::binary_iarchive archive_;
 };
-template <plain_value T>
-class value_decoder<T> {
-public:
-    explicit value_decoder(std::span<const char> in) noexcept
-        : reader_(in) {}
-    value_decoder(const value_decoder&) = delete;
-    value_decoder& operator=(const value_decoder&) = delete;
-    void read(T& value) { reader_ >> value; }
 
-private:
-    plain_reader reader_;
-};
+/// The codec values of type T call for.
+template <class T>
+using value_encoder = encoder<plain_value<T>>;
+template <class T>
+using value_decoder = decoder<plain_value<T>>;
 
 /// Appends the bytes of a trivially copyable object (a wire header) to `out`.
 template <class Pod>

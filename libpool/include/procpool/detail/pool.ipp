@@ -46,25 +46,27 @@ public:
         : processes_(processes)
         , bounded_(bounded) {}
 
-    /// A chunk of `bytes` was encoded; `unsubmitted` are waiting (it included), `outstanding`
-    /// are encoded and not completed (it included).
-    action encoded(std::size_t bytes, std::size_t unsubmitted, std::size_t outstanding) noexcept {
+    /// A chunk of `bytes` was encoded; `outstanding` chunks are encoded and not completed (it
+    /// included). Every action but go_on means the caller submits what it holds.
+    action encoded(std::size_t bytes, std::size_t outstanding) noexcept {
         encoded_bytes_ += bytes;
         ++encoded_;
         unsubmitted_bytes_ += bytes;
+        ++unsubmitted_;
+        action next = go_on;
         if (bounded_) {
             const std::size_t mean = encoded_bytes_ / encoded_;
             limit_ = std::max(2 * processes_, (outstanding_bytes * processes_) / (mean + 1));
-            if (outstanding >= limit_) {
-                unsubmitted_bytes_ = 0;
-                return submit_and_wait;
-            }
+            if (outstanding >= limit_)
+                next = submit_and_wait;
         }
-        if (unsubmitted_bytes_ >= batch_bytes || unsubmitted >= batch_chunks) {
+        if (next == go_on && (unsubmitted_bytes_ >= batch_bytes || unsubmitted_ >= batch_chunks))
+            next = submit;
+        if (next != go_on) {
             unsubmitted_bytes_ = 0;
-            return submit;
+            unsubmitted_ = 0;
         }
-        return go_on;
+        return next;
     }
 
     /// How many chunks may stay outstanding when the encoding resumes.
@@ -80,6 +82,7 @@ private:
     std::size_t encoded_ = 0;
     std::size_t encoded_bytes_ = 0;
     std::size_t unsubmitted_bytes_ = 0;
+    std::size_t unsubmitted_ = 0;
     std::size_t limit_ = 0;
 };
 
@@ -209,7 +212,7 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
             if (encoder->size() == chunksize) {
                 frames.push_back(std::move(*encoder).finish());
                 encoder.reset();
-                switch (pacer.encoded(frames.back().size(), frames.size(),
+                switch (pacer.encoded(frames.back().size(),
                                       submitted + frames.size() - state->completed())) {
                 case detail::chunk_pacer::go_on:
                     break;

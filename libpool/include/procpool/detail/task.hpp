@@ -128,21 +128,14 @@ struct invoker {
     using result_type = call_result_t<F, Item, Star>;
 
     static void run(task_call& call) {
-        if constexpr (plain_items<F, Item>) {
-            plain_reader in(call.input);
-            F f = make_function<F>(call.function);
+        decoder<plain_items<F, Item>> in(call.input);
+        if constexpr (function_in_frame<F>) {
+            F f;
+            in.read(f);
             run_items(call, f, in);
         } else {
-            span_source source(call.input);
-            boost::archive::binary_iarchive in(source, archive_flags);
-            if constexpr (function_in_frame<F>) {
-                F f;
-                in >> f;
-                run_items(call, f, in);
-            } else {
-                F f = make_function<F>(call.function);
-                run_items(call, f, in);
-            }
+            F f = make_function<F>(call.function);
+            run_items(call, f, in);
         }
     }
 
@@ -155,13 +148,12 @@ struct invoker {
     }
 
 private:
-    template <class Input>
-    static void run_items(task_call& call, F& f, Input& in) {
+    static void run_items(task_call& call, F& f, decoder<plain_items<F, Item>>& in) {
         if constexpr (std::is_void_v<result_type>) {
             for (std::uint64_t i = 0; i < call.item_count; ++i) {
                 call.stage = task_stage::decoding;
                 Item item;
-                in >> item;
+                in.read(item);
                 call.stage = task_stage::running;
                 invoke_item(f, std::move(item));
                 ++call.ok_count;
@@ -171,7 +163,7 @@ private:
             for (std::uint64_t i = 0; i < call.item_count; ++i) {
                 call.stage = task_stage::decoding;
                 Item item;
-                in >> item;
+                in.read(item);
                 call.stage = task_stage::running;
                 const result_type result = invoke_item(f, std::move(item));
                 call.stage = task_stage::encoding;
@@ -189,36 +181,6 @@ private:
     }
 
     static inline const bool registered = (register_trampoline(&run), true);
-};
-
-/// Where a frame_encoder writes its items: plain bytes, or a Boost archive.
-template <bool Plain>
-class item_sink {
-public:
-    explicit item_sink(std::vector<char>& out) noexcept
-        : writer_(out) {}
-    template <class T>
-    void write(const T& value) {
-        writer_ << value;
-    }
-
-private:
-    plain_writer writer_;
-};
-template <>
-class item_sink<false> {
-public:
-    explicit item_sink(std::vector<char>& out)
-        : sink_(out)
-        , archive_(sink_, archive_flags) {}
-    template <class T>
-    void write(const T& value) {
-        archive_ << value;
-    }
-
-private:
-    vector_sink sink_;
-    boost::archive::binary_oarchive archive_;
 };
 
 /// Builds one task frame in the parent: the header, then the function object when it has
@@ -271,7 +233,7 @@ private:
 
     task_header header_;
     std::vector<char> frame_;
-    item_sink<plain_items<F, Item>> sink_;
+    encoder<plain_items<F, Item>> sink_;
 };
 
 /// Rethrows the exception in flight as serialization_error naming what was being encoded.
