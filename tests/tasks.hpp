@@ -16,6 +16,16 @@
 
 namespace tasks {
 
+/// The options of a test pool of `processes` workers. The same suites also run under mpiexec
+/// (built with PROCPOOL_TEST_MPI), where the workers are the job's ranks.
+inline procpool::pool_options test_options(std::size_t processes, procpool::initializer init = {}) {
+    procpool::pool_options options{.processes = processes, .initializer = std::move(init)};
+#ifdef PROCPOOL_TEST_MPI
+    options.context = procpool::get_context("mpi");
+#endif
+    return options;
+}
+
 /// 0, 1, ..., n-1: the usual input.
 inline std::vector<int> iota_vector(int n) {
     std::vector<int> v(static_cast<std::size_t>(n));

@@ -23,7 +23,7 @@ std::string what_of(procpool::async_result<int> result) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(get_rethrows_each_standard_exception_as_the_same_type_and_message) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     BOOST_TEST(what_of<std::logic_error>(pool.apply_async(throw_standard, 0)) == "kind 0");
     BOOST_TEST(what_of<std::invalid_argument>(pool.apply_async(throw_standard, 1)) == "kind 1");
     BOOST_TEST(what_of<std::domain_error>(pool.apply_async(throw_standard, 2)) == "kind 2");
@@ -36,7 +36,7 @@ BOOST_AUTO_TEST_CASE(get_rethrows_each_standard_exception_as_the_same_type_and_m
 }
 
 BOOST_AUTO_TEST_CASE(a_standard_exception_keeps_its_exact_type) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     // invalid_argument must not arrive as its base, logic_error, only.
     std::string caught = "nothing";
     try {
@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(a_standard_exception_keeps_its_exact_type) {
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_exception_type_becomes_remote_error_with_its_demangled_name) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     try {
         pool.apply(throw_custom, 0);
         BOOST_ERROR("no exception");
@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(an_unknown_exception_type_becomes_remote_error_with_its_dem
 }
 
 BOOST_AUTO_TEST_CASE(a_thrown_non_exception_becomes_remote_error_naming_its_type) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     try {
         pool.apply(throw_int, 0);
         BOOST_ERROR("no exception");
@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE(a_thrown_non_exception_becomes_remote_error_naming_its_type
 }
 
 BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays_usable) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     std::vector<int> input(20);
     std::iota(input.begin(), input.end(), 0);
     for (std::size_t chunksize : {1u, 4u, 20u})
@@ -84,14 +84,14 @@ BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays
 }
 
 BOOST_AUTO_TEST_CASE(an_argument_that_cannot_be_encoded_throws_serialization_error_at_once) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     BOOST_CHECK_THROW(pool.apply_async(take_unsendable, unsendable{}),
                       procpool::serialization_error);
     BOOST_TEST(pool.apply(square, 5) == 25);
 }
 
 BOOST_AUTO_TEST_CASE(a_result_that_cannot_be_encoded_fails_with_serialization_error) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     auto result = pool.apply_async(make_unsendable, 0);
     BOOST_REQUIRE(result.wait(patience));
     try {
@@ -104,9 +104,10 @@ BOOST_AUTO_TEST_CASE(a_result_that_cannot_be_encoded_fails_with_serialization_er
     BOOST_TEST(pool.apply(square, 6) == 36);
 }
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: a dead rank ends the MPI job (test_mpi_rank_death)
 BOOST_AUTO_TEST_CASE(
     a_task_that_kills_its_worker_fails_with_worker_lost_error_and_others_complete) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto doomed = pool.apply_async(die_by_signal, SIGKILL);
     std::vector<procpool::async_result<int>> others;
     for (int i = 0; i < 50; ++i)
@@ -126,9 +127,11 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(pool.apply(square, 7) == 49); // a replacement worker serves
     BOOST_TEST(pool.worker_pids().size() == 2u);
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: a dead rank ends the MPI job (test_mpi_rank_death)
 BOOST_AUTO_TEST_CASE(a_worker_that_exits_mid_task_reports_its_exit_code) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     auto result = pool.apply_async(
         [](int code) {
             std::_Exit(code);
@@ -144,6 +147,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_exits_mid_task_reports_its_exit_code) {
     }
     BOOST_TEST(pool.apply(square, 3) == 9);
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(bad_options_throw_invalid_argument_naming_the_option) {
     BOOST_CHECK_THROW(procpool::pool(0), std::invalid_argument);
@@ -152,3 +156,18 @@ BOOST_AUTO_TEST_CASE(bad_options_throw_invalid_argument_naming_the_option) {
     BOOST_CHECK_THROW(procpool::get_context("threads"), std::invalid_argument);
     BOOST_TEST(procpool::get_context("spawn").name() == "spawn");
 }
+
+#ifndef PROCPOOL_TEST_MPI // this binary does not link ProcPool::mpi
+BOOST_AUTO_TEST_CASE(the_mpi_context_without_procpool_mpi_linked_says_what_to_link) {
+    try {
+        procpool::pool pool({.processes = 1, .context = procpool::get_context("mpi")});
+        BOOST_ERROR("no exception");
+    } catch (const procpool::error& e) {
+        BOOST_TEST(std::string(e.what()).find("needs the ProcPool::mpi library") !=
+                       std::string::npos,
+                   e.what());
+    }
+    procpool::pool pool(1); // nothing was left half made
+    BOOST_TEST(pool.apply(square, 4) == 16);
+}
+#endif

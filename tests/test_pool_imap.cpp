@@ -63,7 +63,7 @@ int throw_at_seven(int x) {
 static_assert(std::ranges::input_range<procpool::imap_result<int>>);
 
 BOOST_AUTO_TEST_CASE(imap_returns_results_in_input_order_for_every_chunksize) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     for (std::size_t chunksize : {1u, 2u, 7u, 100u, 5000u}) {
         auto result = pool.imap(square, iota_vector(300), chunksize);
         BOOST_TEST(drain(result) == squares(300), "chunksize " << chunksize);
@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(imap_returns_results_in_input_order_for_every_chunksize) {
 }
 
 BOOST_AUTO_TEST_CASE(imap_result_works_in_a_range_for_loop) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     std::vector<int> seen;
     for (int value : pool.imap(square, std::views::iota(0, 50)))
         seen.push_back(value);
@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(imap_result_works_in_a_range_for_loop) {
 }
 
 BOOST_AUTO_TEST_CASE(next_returns_nullopt_once_exhausted_and_keeps_returning_it) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(square, std::vector<int>{3});
     BOOST_TEST(result.next(patience).value() == 9);
     BOOST_TEST(!result.next(patience).has_value());
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(next_returns_nullopt_once_exhausted_and_keeps_returning_it)
 }
 
 BOOST_AUTO_TEST_CASE(imap_unordered_returns_results_as_they_finish) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     const std::string path = "/tmp/procpool-gate-" + std::to_string(::getpid());
     std::filesystem::remove(path);
     // Item 0 cannot finish before the first result has been received here, so an in-order
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(imap_unordered_returns_results_as_they_finish) {
 }
 
 BOOST_AUTO_TEST_CASE(imap_unordered_keeps_the_items_of_a_chunk_together_in_order) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap_unordered(square, iota_vector(400), 10);
     const auto values = drain(result);
     BOOST_REQUIRE(values.size() == 400u);
@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(imap_unordered_keeps_the_items_of_a_chunk_together_in_order
 }
 
 BOOST_AUTO_TEST_CASE(imap_over_an_infinite_input_can_be_left_early) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     {
         long long sum = 0;
         int count = 0;
@@ -140,7 +140,7 @@ BOOST_AUTO_TEST_CASE(imap_over_an_infinite_input_can_be_left_early) {
 }
 
 BOOST_AUTO_TEST_CASE(destroying_an_unfinished_imap_result_with_slow_tasks_is_prompt) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     {
         auto result = pool.imap(sleep_ms, std::vector<int>(1000, 30));
         BOOST_TEST(result.next(patience).value() == 30);
@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(destroying_an_unfinished_imap_result_with_slow_tasks_is_pro
 }
 
 BOOST_AUTO_TEST_CASE(next_with_timeout_throws_timeout_error_and_the_iteration_goes_on) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(sleep_ms, std::vector<int>{1000, 1, 2});
     BOOST_CHECK_THROW(result.next(10ms), procpool::timeout_error);
     BOOST_TEST(result.next(patience).value() == 1000);
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(next_with_timeout_throws_timeout_error_and_the_iteration_go
 }
 
 BOOST_AUTO_TEST_CASE(a_task_error_is_raised_at_its_position_and_chunksize_1_goes_on) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(fail_on_five, iota_vector(10));
     for (int i = 0; i < 5; ++i)
         BOOST_TEST(result.next(patience).value() == i);
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_task_error_is_raised_at_its_position_and_chunksize_1_goes
 }
 
 BOOST_AUTO_TEST_CASE(with_a_larger_chunksize_an_error_ends_the_iteration_as_in_python) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(fail_on_five, iota_vector(20), 3);
     for (int i = 0; i < 5; ++i) // chunk [3, 4, 5] delivers 3 and 4, then fails
         BOOST_TEST(result.next(patience).value() == i);
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(with_a_larger_chunksize_an_error_ends_the_iteration_as_in_p
 }
 
 BOOST_AUTO_TEST_CASE(imap_unordered_delivers_every_other_result_around_an_error) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap_unordered(fail_on_five, iota_vector(10));
     std::vector<int> values;
     int errors = 0;
@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_CASE(imap_unordered_delivers_every_other_result_around_an_error)
 }
 
 BOOST_AUTO_TEST_CASE(an_input_that_throws_delivers_what_it_read_then_its_error_then_ends) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     // The transform runs in this process, as the input is read.
     auto input = std::views::iota(0, 20) | std::views::transform(throw_at_seven);
     auto result = pool.imap(square, input, 2);
@@ -217,13 +217,14 @@ BOOST_AUTO_TEST_CASE(an_input_that_throws_delivers_what_it_read_then_its_error_t
 }
 
 BOOST_AUTO_TEST_CASE(an_input_item_that_cannot_be_encoded_is_a_serialization_error_in_place) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     std::vector<unsendable> input(3);
     auto result = pool.imap(take_unsendable, input);
     BOOST_CHECK_THROW(result.next(patience), procpool::serialization_error);
     BOOST_TEST(!result.next(patience).has_value());
 }
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: uses maxtasksperchild
 BOOST_AUTO_TEST_CASE(empty_input_touches_no_worker_and_yields_nothing) {
     // With maxtasksperchild = 1, any task would replace a worker and change the pids.
     procpool::pool pool({.processes = 2, .maxtasksperchild = 1});
@@ -248,9 +249,10 @@ BOOST_AUTO_TEST_CASE(empty_input_touches_no_worker_and_yields_nothing) {
     const auto p = pool.worker_pids();
     BOOST_TEST((std::set<int>(p.begin(), p.end()) == pids_before));
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(imap_accepts_vectors_lists_views_and_single_pass_ranges) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     const std::vector<int> vec = iota_vector(30);
     const std::list<int> lst(vec.begin(), vec.end());
     auto a = pool.imap(square, vec, 4);
@@ -270,7 +272,7 @@ BOOST_AUTO_TEST_CASE(imap_accepts_vectors_lists_views_and_single_pass_ranges) {
 }
 
 BOOST_AUTO_TEST_CASE(imap_accepts_an_lvalue_of_a_move_only_view) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     // A pipeline that owns its vector is move-only, so std::views::all refuses an lvalue of it.
     auto owning = iota_vector(10) | std::views::filter([](int x) { return x % 3 == 0; });
     static_assert(!std::copyable<decltype(owning)>);
@@ -281,7 +283,7 @@ BOOST_AUTO_TEST_CASE(imap_accepts_an_lvalue_of_a_move_only_view) {
 }
 
 BOOST_AUTO_TEST_CASE(results_of_a_few_mib_each_travel_through_imap_intact) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(bytes_of, std::vector<int>{1, 3, 5, 2, 4});
     for (const int mib : {1, 3, 5, 2, 4}) {
         auto v = result.next(patience);
@@ -292,7 +294,7 @@ BOOST_AUTO_TEST_CASE(results_of_a_few_mib_each_travel_through_imap_intact) {
 }
 
 BOOST_AUTO_TEST_CASE(imap_after_close_throws_state_error_and_chunksize_0_is_invalid) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     BOOST_CHECK_THROW(pool.imap(square, iota_vector(3), 0), std::invalid_argument);
     pool.close();
     BOOST_CHECK_THROW(pool.imap(square, iota_vector(3)), procpool::state_error);
@@ -301,7 +303,7 @@ BOOST_AUTO_TEST_CASE(imap_after_close_throws_state_error_and_chunksize_0_is_inva
 }
 
 BOOST_AUTO_TEST_CASE(an_imap_started_before_close_completes_and_join_waits_for_it) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(square, std::views::iota(0, 3000));
     pool.close();
     std::vector<int> values = drain(result); // reads its input after close
@@ -310,7 +312,7 @@ BOOST_AUTO_TEST_CASE(an_imap_started_before_close_completes_and_join_waits_for_i
 }
 
 BOOST_AUTO_TEST_CASE(join_before_iterating_reads_the_rest_of_the_input_as_python_does) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap_unordered(square, iota_vector(500), 3);
     pool.close();
     pool.join(); // workers are gone, the results wait in the imap_result
@@ -320,7 +322,7 @@ BOOST_AUTO_TEST_CASE(join_before_iterating_reads_the_rest_of_the_input_as_python
 }
 
 BOOST_AUTO_TEST_CASE(terminate_fails_an_open_imap_with_state_error) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap(sleep_ms, std::vector<int>(100, 2000));
     pool.terminate();
     BOOST_CHECK_THROW(result.next(patience), procpool::state_error);
@@ -329,7 +331,7 @@ BOOST_AUTO_TEST_CASE(terminate_fails_an_open_imap_with_state_error) {
 BOOST_AUTO_TEST_CASE(an_imap_result_outliving_its_pool_throws_state_error) {
     std::optional<procpool::imap_result<int>> result;
     {
-        procpool::pool pool(2);
+        procpool::pool pool(test_options(2));
         result = pool.imap(sleep_ms, std::vector<int>(10, 2000));
     }
     BOOST_CHECK_THROW(result->next(patience), procpool::state_error);
@@ -342,7 +344,7 @@ BOOST_AUTO_TEST_CASE(an_empty_imap_result_handle_throws_state_error) {
 }
 
 BOOST_AUTO_TEST_CASE(several_threads_may_share_one_imap_result) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     auto result = pool.imap_unordered(square, iota_vector(2000), 5);
     std::vector<std::vector<int>> got(4);
     std::vector<std::thread> threads;

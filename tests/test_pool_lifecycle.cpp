@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool running(int pid) {
+[[maybe_unused]] bool running(int pid) {
     return ::kill(pid, 0) == 0 || errno != ESRCH;
 }
 
@@ -43,7 +43,7 @@ std::vector<std::pair<std::string, unsigned>> our_segments() {
 }
 
 /// What this process has open above stdio, as paths (the listing's own descriptor included).
-std::vector<std::string> open_files(int) {
+[[maybe_unused]] std::vector<std::string> open_files(int) {
     std::vector<std::string> paths;
     for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
         if (std::stoi(entry.path().filename().string()) < 3)
@@ -64,20 +64,20 @@ int read_init_value(int) {
 
 int init_runs = 0;
 std::string init_label;
-void count_init(std::string label, int value) {
+[[maybe_unused]] void count_init(std::string label, int value) {
     ++init_runs;
     init_label = std::move(label);
     init_value = value;
 }
 /// What the initializer left in this worker: how often it ran, its arguments, and the pid.
-std::tuple<int, std::string, int, int> init_state(int) {
+[[maybe_unused]] std::tuple<int, std::string, int, int> init_state(int) {
     return {init_runs, init_label, init_value, static_cast<int>(::getpid())};
 }
 
 } // namespace
 
 BOOST_AUTO_TEST_CASE(submitting_after_close_throws_state_error_pool_not_running) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     pool.close();
     BOOST_CHECK_EXCEPTION(
         pool.apply_async(square, 1), procpool::state_error, [](const procpool::state_error& e) {
@@ -89,13 +89,13 @@ BOOST_AUTO_TEST_CASE(submitting_after_close_throws_state_error_pool_not_running)
 }
 
 BOOST_AUTO_TEST_CASE(join_before_close_throws_state_error) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     BOOST_CHECK_THROW(pool.join(), procpool::state_error);
     BOOST_TEST(pool.apply(square, 2) == 4);
 }
 
 BOOST_AUTO_TEST_CASE(tasks_submitted_before_close_complete_and_join_waits_for_the_workers) {
-    procpool::pool pool(2);
+    procpool::pool pool(test_options(2));
     std::vector<procpool::async_result<int>> results;
     for (int i = 0; i < 6; ++i)
         results.push_back(pool.apply_async(sleep_ms, 50 + i));
@@ -106,13 +106,15 @@ BOOST_AUTO_TEST_CASE(tasks_submitted_before_close_complete_and_join_waits_for_th
         BOOST_TEST(results[static_cast<std::size_t>(i)].ready());
         BOOST_TEST(results[static_cast<std::size_t>(i)].get() == 50 + i);
     }
+#ifndef PROCPOOL_TEST_MPI // MPI ranks stay for the next pool
     for (int pid : pids)
         BOOST_TEST(!running(pid));
+#endif
     BOOST_TEST(our_segments().empty());
 }
 
 BOOST_AUTO_TEST_CASE(terminate_fails_unfinished_results_with_state_error) {
-    procpool::pool pool(1);
+    procpool::pool pool(test_options(1));
     auto running_task = pool.apply_async(sleep_ms, 10'000);
     auto queued_task = pool.apply_async(sleep_ms, 10'000);
     const auto pids = pool.worker_pids();
@@ -120,17 +122,20 @@ BOOST_AUTO_TEST_CASE(terminate_fails_unfinished_results_with_state_error) {
     BOOST_CHECK_THROW(running_task.get(patience), procpool::state_error);
     BOOST_CHECK_THROW(queued_task.get(patience), procpool::state_error);
     BOOST_CHECK_THROW(pool.apply_async(square, 1), procpool::state_error);
+#ifndef PROCPOOL_TEST_MPI // MPI ranks stay; each finishes the task it runs
     for (int pid : pids)
         BOOST_TEST(!running(pid));
+#endif
     pool.terminate(); // idempotent
     pool.join();      // allowed after terminate
 }
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: MPI ranks outlive a pool
 BOOST_AUTO_TEST_CASE(the_destructor_terminates_and_leaves_nothing_behind) {
     procpool::async_result<int> orphan;
     std::vector<int> pids;
     {
-        procpool::pool pool(2);
+        procpool::pool pool(test_options(2));
         orphan = pool.apply_async(sleep_ms, 10'000);
         pids = pool.worker_pids();
         BOOST_TEST(pids.size() == 2u);
@@ -141,7 +146,9 @@ BOOST_AUTO_TEST_CASE(the_destructor_terminates_and_leaves_nothing_behind) {
         BOOST_TEST(!running(pid));
     BOOST_TEST(our_segments().empty());
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: no segment with MPI
 BOOST_AUTO_TEST_CASE(the_segment_has_mode_0600_and_an_unguessable_name) {
     procpool::pool a(1), b(1);
     const auto segments = our_segments();
@@ -154,7 +161,9 @@ BOOST_AUTO_TEST_CASE(the_segment_has_mode_0600_and_an_unguessable_name) {
     }
     BOOST_TEST(segments[0].first != segments[1].first);
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: spawn and forkserver only
 BOOST_AUTO_TEST_CASE(workers_inherit_no_file_the_parent_opened) {
     const std::string path = "/tmp/procpool-test-fd-" + std::to_string(::getpid());
     const int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0600); // deliberately not O_CLOEXEC
@@ -174,13 +183,15 @@ BOOST_AUTO_TEST_CASE(workers_inherit_no_file_the_parent_opened) {
     ::close(fd);
     std::filesystem::remove(path);
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(the_initializer_runs_in_every_worker_before_its_first_task) {
-    procpool::pool pool({.processes = 2, .initializer = procpool::initializer(set_init_value, 41)});
+    procpool::pool pool(test_options(2, procpool::initializer(set_init_value, 41)));
     const auto values = pool.map(read_init_value, std::vector<int>(40, 0), 1);
     BOOST_TEST(values == std::vector<int>(40, 41));
 }
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: uses maxtasksperchild
 BOOST_AUTO_TEST_CASE(the_initializer_runs_once_in_every_worker_replacements_included) {
     // maxtasksperchild = 1: every task runs in a fresh worker, each of which must have run the
     // initializer exactly once, with its arguments, before the task.
@@ -197,7 +208,9 @@ BOOST_AUTO_TEST_CASE(the_initializer_runs_once_in_every_worker_replacements_incl
     }
     BOOST_TEST(pids.size() == 12u);
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: a dead rank ends the MPI job
 BOOST_AUTO_TEST_CASE(an_initializer_that_kills_its_worker_fails_the_pool_instead_of_respawning) {
     procpool::pool pool({.processes = 2, .initializer = procpool::initializer(die_by_signal, 9)});
     BOOST_CHECK_EXCEPTION(pool.apply(square, 1), procpool::error, [](const procpool::error& e) {
@@ -210,9 +223,10 @@ BOOST_AUTO_TEST_CASE(an_initializer_that_kills_its_worker_fails_the_pool_instead
     BOOST_TEST(pool.worker_pids().empty());
     BOOST_TEST(our_segments().empty());
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message) {
-    procpool::pool pool({.processes = 2, .initializer = procpool::initializer(throw_standard, 4)});
+    procpool::pool pool(test_options(2, procpool::initializer(throw_standard, 4)));
     BOOST_CHECK_EXCEPTION(pool.apply(square, 1), procpool::error, [](const procpool::error& e) {
         const std::string what = e.what();
         return what.find("initializer failed") != std::string::npos &&
@@ -225,6 +239,7 @@ BOOST_AUTO_TEST_CASE(an_initializer_that_throws_fails_the_pool_with_its_message)
                           });
 }
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: spawn only
 BOOST_AUTO_TEST_CASE(a_program_without_init_fails_with_a_clear_error_not_a_fork_bomb) {
     std::FILE* out = ::popen(PROCPOOL_HELPER_NO_INIT " 2>&1", "r");
     BOOST_REQUIRE(out != nullptr);
@@ -240,7 +255,9 @@ BOOST_AUTO_TEST_CASE(a_program_without_init_fails_with_a_clear_error_not_a_fork_
     BOOST_TEST(text.find("workers keep dying before they are ready") != std::string::npos);
     BOOST_TEST_MESSAGE(text);
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: maxtasksperchild is refused with MPI
 BOOST_AUTO_TEST_CASE(maxtasksperchild_1_gives_every_task_a_distinct_worker) {
     procpool::pool pool({.processes = 2, .maxtasksperchild = 1});
     const auto pids = pool.map(worker_pid, std::vector<int>(20, 0), 1);
@@ -248,7 +265,9 @@ BOOST_AUTO_TEST_CASE(maxtasksperchild_1_gives_every_task_a_distinct_worker) {
     BOOST_TEST(pool.worker_pids().size() <= 2u);
     BOOST_TEST(pool.apply(square, 11) == 121); // replacements keep serving
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: maxtasksperchild is refused with MPI
 BOOST_AUTO_TEST_CASE(maxtasksperchild_counts_chunks_as_python_does_and_results_are_unaffected) {
     // Python counts a chunk of map as one task: a chunk of 5 runs in one worker even with a
     // limit of 2, and no worker runs more than 2 chunks.
@@ -277,7 +296,9 @@ BOOST_AUTO_TEST_CASE(maxtasksperchild_counts_chunks_as_python_does_and_results_a
         streamed.push_back(y);
     BOOST_TEST(streamed == expected);
 }
+#endif
 
+#ifndef PROCPOOL_TEST_MPI // spawn-only: forkserver only
 BOOST_AUTO_TEST_CASE(the_forkserver_context_runs_every_method_and_forks_replacements) {
     procpool::pool pool({.processes = 2,
                          .initializer = procpool::initializer(set_init_value, 5),
@@ -300,3 +321,4 @@ BOOST_AUTO_TEST_CASE(the_forkserver_context_runs_every_method_and_forks_replacem
     pool.join();
     BOOST_TEST(our_segments().empty());
 }
+#endif

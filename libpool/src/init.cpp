@@ -1,3 +1,5 @@
+#include "detail/transport.hpp"
+
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/worker.hpp>
 #include <procpool/init.hpp>
@@ -7,12 +9,15 @@
 namespace procpool {
 
 void init(int argc, char** argv) {
-    if (argc < 2 || argv == nullptr || argv[1] == nullptr)
-        return;
-    if (std::strcmp(argv[1], detail::worker_flag) == 0)
-        detail::run_worker(argc, argv);
-    if (std::strcmp(argv[1], detail::forkserver_flag) == 0)
-        detail::run_forkserver(argc, argv);
+    if (argc >= 2 && argv != nullptr && argv[1] != nullptr) {
+        if (std::strcmp(argv[1], detail::worker_flag) == 0)
+            detail::run_worker(argc, argv);
+        if (std::strcmp(argv[1], detail::forkserver_flag) == 0)
+            detail::run_forkserver(argc, argv);
+    }
+    // With ProcPool::mpi linked, in an mpirun job: ranks 1..N-1 serve here and never return.
+    if (const auto hook = detail::registered_mpi().init)
+        hook(argc, argv);
 }
 
 } // namespace procpool

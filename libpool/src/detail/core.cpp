@@ -2,35 +2,29 @@
 //
 // Threads of the parent:
 //   callers     encode task frames in their own thread and queue them (submit_mutex_).
-//   io thread   the "result thread": moves queued chunks to workers' inboxes, reads result
-//               frames from outboxes, completes results (callbacks run here), handles worker
-//               exits and starts replacements. It never blocks on one ring: frames larger than
-//               the free space are written and read in fragments, so a worker that is busy
-//               writing a large result cannot stall the tasks of the others.
-//   supervisor  sleeps in poll() on a pidfd per worker, reaps each worker that exits and hands
-//               the wait status to the io thread.
+//   io thread   the "result thread": moves queued chunks to workers, reads their result
+//               frames, completes results (callbacks run here), handles worker exits and starts
+//               replacements.
+//   transport   how frames reach the workers (transport.hpp): shared-memory rings and child
+//               processes watched by a supervisor thread, or the ranks of an MPI job.
 //
 // What a crash does:
 //   a worker dies   the io thread first reads every complete result frame it published, then
-//                   fails the one task it was running (slot.running_task) with
-//                   worker_lost_error, puts the tasks it had not started back at the head of the
-//                   queue, resets its rings and starts a replacement. Workers that keep dying
-//                   before they are ready fail the pool instead of respawning forever.
+//                   fails the one task it was running with worker_lost_error, puts the tasks it
+//                   had not started back at the head of the queue, and starts a replacement.
+//                   Workers that keep dying before they are ready fail the pool instead of
+//                   respawning forever.
 //   the parent dies each worker's watchdog (a pidfd on the parent) removes the segment name and
 //                   ends the worker at once; the next pool also sweeps names of dead owners.
+#include "transport.hpp"
+
 #include <procpool/detail/core.hpp>
-#include <procpool/detail/event.hpp>
 #include <procpool/detail/launch.hpp>
-#include <procpool/detail/segment.hpp>
-#include <procpool/detail/throw_error.hpp>
 #include <procpool/detail/wire.hpp>
-#include <procpool/detail/worker.hpp>
 #include <procpool/errors.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <csignal>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -39,18 +33,13 @@
 #include <iterator>
 #include <map>
 #include <mutex>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 namespace procpool::detail {
 
 namespace {
 
-constexpr std::uint64_t ring_bytes = std::uint64_t{1} << 20;
-constexpr auto io_spin = std::chrono::microseconds(50);
 /// Chunks queued per worker: enough to cover about this much work, so a worker never waits
 /// for the parent, while the imbalance at the end of a job stays near this much.
 constexpr double window_target_ns = 1e6;
@@ -60,139 +49,6 @@ constexpr std::size_t max_window = 1024;
 constexpr int max_start_failures = 3;
 
 static_assert(offsetof(task_header, task_id) == 0, "the core patches task_id at offset 0");
-
-struct exit_report {
-    std::uint32_t index;
-    int pid;
-    int status;
-};
-
-/// Owns the worker processes: starts them, watches them, reaps them.
-class supervisor {
-public:
-    explicit supervisor(std::function<void(const exit_report&)> on_exit)
-        : on_exit_(std::move(on_exit)) {
-        wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wake_fd_ < 0)
-            throw_system_error("eventfd");
-    }
-
-    ~supervisor() {
-        shutdown();
-        ::close(wake_fd_);
-    }
-
-    /// Workers are forked by the forkserver rather than started afresh.
-    void use_forkserver(bool on) noexcept { forkserver_ = on; }
-
-    /// Starts worker `index` and watches it. Thread-safe. Throws procpool::error.
-    int spawn(std::uint32_t index, const std::vector<std::string>& args) {
-        child_process child = forkserver_ ? fork_worker(args) : launch_worker(args);
-        const int pid = child.pid();
-        if (child.pidfd() < 0) {
-            child.kill();
-            throw error("procpool: pidfd_open failed for worker " + std::to_string(pid) +
-                        " (ProcPool needs Linux 5.3 or later)");
-        }
-        {
-            std::lock_guard lock(mutex_);
-            children_.emplace(pid, entry{index, std::move(child)});
-        }
-        wake();
-        return pid;
-    }
-
-    void start() {
-        thread_ = std::thread([this] { loop(); });
-    }
-
-    /// SIGKILL to every worker still running. Thread-safe, never throws.
-    void kill_all() noexcept {
-        std::lock_guard lock(mutex_);
-        for (auto& [pid, e] : children_)
-            e.child.kill();
-    }
-
-    /// Stops watching; kills and reaps every worker left. Idempotent.
-    void shutdown() noexcept {
-        // relaxed: the eventfd write/read orders it for the loop.
-        quit_.store(true, std::memory_order_relaxed);
-        wake();
-        if (thread_.joinable())
-            thread_.join();
-        std::map<int, entry> left;
-        {
-            std::lock_guard lock(mutex_);
-            left.swap(children_);
-        }
-        for (auto& [pid, e] : left)
-            e.child.kill();
-        for (auto& [pid, e] : left) {
-            try {
-                e.child.wait();
-            } catch (...) {
-            }
-        }
-    }
-
-private:
-    struct entry {
-        std::uint32_t index;
-        child_process child;
-    };
-
-    void wake() noexcept {
-        const std::uint64_t one = 1;
-        [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
-    }
-
-    void loop() {
-        std::vector<pollfd> fds;
-        std::vector<int> pids;
-        for (;;) {
-            fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
-            pids.assign(1, 0);
-            {
-                std::lock_guard lock(mutex_);
-                for (auto& [pid, e] : children_) {
-                    fds.push_back({e.child.pidfd(), POLLIN, 0});
-                    pids.push_back(pid);
-                }
-            }
-            if (::poll(fds.data(), fds.size(), -1) < 0)
-                continue; // EINTR
-            if (quit_.load(std::memory_order_relaxed))
-                return;
-            if (fds[0].revents) {
-                std::uint64_t count;
-                [[maybe_unused]] const auto n = ::read(wake_fd_, &count, sizeof count);
-            }
-            for (std::size_t i = 1; i < fds.size(); ++i) {
-                if (fds[i].revents == 0)
-                    continue;
-                std::optional<entry> e;
-                {
-                    std::lock_guard lock(mutex_);
-                    auto it = children_.find(pids[i]);
-                    if (it == children_.end())
-                        continue;
-                    e.emplace(std::move(it->second));
-                    children_.erase(it);
-                }
-                const int status = e->child.wait(); // exited: does not block
-                on_exit_({e->index, pids[i], status});
-            }
-        }
-    }
-
-    std::function<void(const exit_report&)> on_exit_;
-    bool forkserver_ = false;
-    int wake_fd_ = -1;
-    std::atomic<bool> quit_{false};
-    std::mutex mutex_;
-    std::map<int, entry> children_; // by pid
-    std::thread thread_;
-};
 
 enum class run_state { running, closed, terminating, failed };
 
@@ -213,8 +69,6 @@ struct pool_core::impl {
     std::uint32_t processes_ = 0;
 
 private:
-    enum class writing { none, initializer, task };
-
     struct dispatched {
         std::uint64_t id;
         outgoing_chunk chunk;
@@ -228,14 +82,9 @@ private:
         bool ready = false;       // finished its initializer, or returned a result
         bool stop_sent = false;   // told to leave once its inbox is empty
         std::size_t assigned = 0; // tasks given to this process (maxtasksperchild)
-        ring_producer inbox;
-        ring_consumer outbox;
-        frame_writer writer;
-        frame_reader reader;
-        writing current = writing::none;
         bool initializer_unsent = false;
         std::deque<dispatched> queue; // given to the worker, oldest first
-        std::size_t sent = 0;         // queue[0, sent) are fully written to the inbox
+        std::size_t sent = 0;         // queue[0, sent) are handed to the transport
     };
 
     /// Throws the pool's failure, or state_error unless it takes new work (or, `from_stream`,
@@ -245,7 +94,7 @@ private:
     void io_loop() noexcept;
     bool collect();
     void take_submitted(); // callers hold mutex_
-    void on_exit(const exit_report& report);
+    void on_exit(const worker_exit& report);
     bool drain(worker_state& w);
     void on_frame(worker_state& w, std::span<const std::byte> frame);
     void dispatch();
@@ -258,7 +107,6 @@ private:
     std::size_t window() const noexcept;
     void end_threads();
 
-    segment segment_;
     std::shared_ptr<const std::vector<char>> initializer_frame_;
     std::uint64_t max_tasks_ = 0;
 
@@ -267,7 +115,7 @@ private:
     run_state state_ = run_state::running;
     std::exception_ptr failure_;
     std::deque<outgoing_chunk> submitted_;
-    std::vector<exit_report> exits_;
+    std::vector<worker_exit> exits_;
     std::map<std::uint64_t, std::weak_ptr<stream_input>> streams_; // open imap inputs
     std::uint64_t next_stream_id_ = 1;
     /// Set (under mutex_) whenever something above changed; the io thread clears it.
@@ -280,51 +128,39 @@ private:
     double mean_chunk_ns_ = 0;
     int start_failures_ = 0;
 
-    std::mutex lifecycle_mutex_; // one terminate() or join() at a time
-    supervisor supervisor_;
+    std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
+    std::unique_ptr<transport> transport_; // after what its on_exit callback touches
     std::thread io_thread_;
 };
 
-pool_core::impl::impl(const pool_options& options)
-    : supervisor_([this](const exit_report& r) {
-        {
-            std::lock_guard lock(mutex_);
-            exits_.push_back(r);
-            wakeup_.store(true, std::memory_order_release);
-        }
-        notify(segment_.header().parent_event);
-    }) {
+pool_core::impl::impl(const pool_options& options) {
     if (std::getenv(worker_environment_variable) != nullptr)
         throw state_error("procpool: this process was started as a pool worker but reached a "
                           "pool constructor; call procpool::init(argc, argv) first in main()");
-    const std::size_t n =
-        options.processes.value_or(std::max(1u, std::thread::hardware_concurrency()));
-    if (n == 0)
-        throw std::invalid_argument("procpool::pool: processes must be at least 1");
-    if (n > 4096)
-        throw std::invalid_argument("procpool::pool: processes must be at most 4096");
     if (options.maxtasksperchild && *options.maxtasksperchild == 0)
         throw std::invalid_argument("procpool::pool: maxtasksperchild must be at least 1");
-    const start_method method = options.context ? options.context->method() : start_method::spawn;
-    if (method == start_method::mpi)
-        throw error("procpool: start method 'mpi' is not available in this version; use "
-                    "\"spawn\" or \"forkserver\"");
-    supervisor_.use_forkserver(method == start_method::forkserver);
-    processes_ = static_cast<std::uint32_t>(n);
     max_tasks_ = options.maxtasksperchild.value_or(0);
     initializer_frame_ = options.initializer.frame();
 
-    sweep_orphaned_segments();
-    segment_ = segment::create(processes_, ring_bytes);
-    segment_.header().max_tasks_per_child = max_tasks_;
-    segment_.header().has_initializer = initializer_frame_ ? 1 : 0;
+    transport_options how;
+    how.processes = options.processes;
+    how.max_tasks = max_tasks_;
+    how.has_initializer = initializer_frame_ != nullptr;
+    how.initializer_frame = initializer_frame_;
+    how.method = options.context ? options.context->method() : start_method::spawn;
+    how.on_exit = [this](const worker_exit& e) {
+        std::lock_guard lock(mutex_);
+        exits_.push_back(e);
+        wakeup_.store(true, std::memory_order_release);
+    };
+    transport_ = make_transport(std::move(how));
+    processes_ = transport_->size();
 
     workers_.resize(processes_);
     for (std::uint32_t i = 0; i < processes_; ++i) {
         workers_[i].index = i;
-        start_worker(workers_[i]); // on failure, ~supervisor reaps what started
+        start_worker(workers_[i]); // on failure, ~transport reaps what started
     }
-    supervisor_.start();
     io_thread_ = std::thread([this] { io_loop(); });
 }
 
@@ -333,34 +169,13 @@ pool_core::impl::~impl() {
 }
 
 void pool_core::impl::start_worker(worker_state& w) {
-    worker_slot& slot = segment_.slot(w.index);
-    // The slot is unused now (its last worker was reaped), so plain resets are enough; the
-    // new worker is ordered after them by fork and exec.
-    reset_after_crash(slot.inbox);
-    reset_after_crash(slot.outbox);
-    reset_event(slot.event);
-    slot.running_task.store(0, std::memory_order_relaxed);
-    slot.stop.store(0, std::memory_order_relaxed);
-    slot.state.store(slot_state::spawned, std::memory_order_relaxed);
-    const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed) + 1;
-    // release: pairs with the worker's acquire when it checks its generation.
-    slot.generation.store(generation, std::memory_order_release);
-
-    w.inbox = segment_.inbox_producer(w.index);
-    w.outbox = segment_.outbox_consumer(w.index);
-    w.writer = frame_writer{};
-    w.reader.reset();
-    w.current = writing::none;
     w.initializer_unsent = initializer_frame_ != nullptr;
     w.queue.clear();
     w.sent = 0;
     w.assigned = 0;
     w.ready = false;
     w.stop_sent = false;
-    w.pid = supervisor_.spawn(w.index,
-                              worker_arguments(segment_.name(), w.index, generation, ::getpid()));
-    // relaxed: informational (worker_pids); the worker stores the same value.
-    slot.pid.store(w.pid, std::memory_order_relaxed);
+    w.pid = transport_->start(w.index);
     w.alive = true;
 }
 
@@ -384,7 +199,7 @@ void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_strea
         // release: with the mutex, publishes the chunks to the io thread's collect().
         wakeup_.store(true, std::memory_order_release);
     }
-    notify(segment_.header().parent_event);
+    transport_->wake();
 }
 
 std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
@@ -402,7 +217,7 @@ void pool_core::impl::close_stream(std::uint64_t id) noexcept {
             return;
         wakeup_.store(true, std::memory_order_release);
     }
-    notify(segment_.header().parent_event);
+    transport_->wake();
 }
 
 void pool_core::impl::close() {
@@ -412,7 +227,7 @@ void pool_core::impl::close() {
             state_ = run_state::closed;
         wakeup_.store(true, std::memory_order_release);
     }
-    notify(segment_.header().parent_event);
+    transport_->wake();
 }
 
 void pool_core::impl::terminate() {
@@ -423,7 +238,7 @@ void pool_core::impl::terminate() {
             state_ = run_state::terminating;
         wakeup_.store(true, std::memory_order_release);
     }
-    notify(segment_.header().parent_event);
+    transport_->wake();
     end_threads();
 }
 
@@ -448,23 +263,16 @@ void pool_core::impl::join() {
 void pool_core::impl::end_threads() {
     if (io_thread_.joinable())
         io_thread_.join();
-    supervisor_.shutdown();
-    segment_.remove_name();
+    transport_->shutdown();
 }
 
 std::vector<int> pool_core::impl::worker_pids() const {
-    std::vector<int> pids;
     {
         std::lock_guard lock(mutex_);
         if (state_ == run_state::terminating || state_ == run_state::failed)
-            return pids;
+            return {};
     }
-    for (std::uint32_t i = 0; i < processes_; ++i) {
-        const int pid = segment_.slot(i).pid.load(std::memory_order_relaxed);
-        if (pid > 0 && ::kill(pid, 0) == 0)
-            pids.push_back(pid);
-    }
-    return pids;
+    return transport_->pids();
 }
 
 // ---- the io thread ----
@@ -483,7 +291,7 @@ void pool_core::impl::io_loop() noexcept {
         if (state == run_state::terminating) {
             fail_everything(std::make_exception_ptr(
                 state_error("procpool: the pool was terminated before this task finished")));
-            supervisor_.kill_all();
+            transport_->kill_all();
             return;
         }
         if (state == run_state::failed) {
@@ -493,7 +301,7 @@ void pool_core::impl::io_loop() noexcept {
                 failure = failure_;
             }
             fail_everything(failure);
-            supervisor_.kill_all();
+            transport_->kill_all();
             return;
         }
         for (auto& w : workers_)
@@ -524,32 +332,29 @@ bool pool_core::impl::collect() {
     // acquire: pairs with the release stores in submit(), close(), terminate() and on_exit.
     if (!wakeup_.load(std::memory_order_acquire))
         return false;
-    std::vector<exit_report> exits;
+    std::vector<worker_exit> exits;
     {
         std::lock_guard lock(mutex_);
         wakeup_.store(false, std::memory_order_relaxed); // under the mutex: no update is lost
         take_submitted();
         exits.swap(exits_);
     }
-    for (const exit_report& r : exits)
+    for (const worker_exit& r : exits)
         on_exit(r);
     return true;
 }
 
-void pool_core::impl::on_exit(const exit_report& report) {
+void pool_core::impl::on_exit(const worker_exit& report) {
     worker_state& w = workers_.at(report.index);
     if (!w.alive || w.pid != report.pid)
         return;
     drain(w); // every result it published counts
     w.alive = false;
-    const worker_slot& slot = segment_.slot(w.index);
-    // acquire: the worker is reaped, so its stores are complete; pairs with its releases.
-    const std::uint64_t running = slot.running_task.load(std::memory_order_acquire);
-    const slot_state last_state = slot.state.load(std::memory_order_acquire);
-    const bool clean = WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 &&
-                       last_state == slot_state::exiting;
-    const bool was_ready =
-        w.ready || last_state == slot_state::ready || last_state == slot_state::exiting;
+    const last_words words = transport_->ended(w.index);
+    const std::uint64_t running = words.running_task;
+    const bool clean =
+        WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 && words.left_cleanly;
+    const bool was_ready = w.ready || words.was_ready;
 
     std::deque<outgoing_chunk> unstarted;
     for (dispatched& d : w.queue) {
@@ -596,17 +401,8 @@ void pool_core::impl::on_exit(const exit_report& report) {
 bool pool_core::impl::drain(worker_state& w) {
     if (!w.alive)
         return false;
-    const std::uint64_t before = w.outbox.position();
-    bool frames = false;
-    while (w.alive && w.reader.pump(w.outbox)) {
-        on_frame(w, w.reader.frame());
-        w.reader.reset();
-        frames = true;
-    }
-    if (w.outbox.position() == before)
-        return frames;
-    notify(segment_.slot(w.index).event); // the worker may be waiting for outbox space
-    return true;
+    return transport_->receive(w.index,
+                               [&](std::span<const std::byte> frame) { on_frame(w, frame); });
 }
 
 void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame) {
@@ -691,34 +487,15 @@ void pool_core::impl::dispatch() {
 bool pool_core::impl::feed(worker_state& w) {
     if (!w.alive)
         return false;
-    const std::uint64_t before = w.inbox.position();
-    for (;;) {
-        if (w.current == writing::none) {
-            if (w.initializer_unsent) {
-                w.writer.start(std::as_bytes(std::span(*initializer_frame_)));
-                w.initializer_unsent = false;
-                w.current = writing::initializer;
-            } else if (w.sent < w.queue.size()) {
-                w.writer.start(std::as_bytes(std::span(w.queue[w.sent].chunk.frame)));
-                w.current = writing::task;
-            } else {
-                break;
-            }
+    return transport_->send(w.index, [&]() -> std::span<const std::byte> {
+        if (w.initializer_unsent) {
+            w.initializer_unsent = false;
+            return std::as_bytes(std::span(*initializer_frame_));
         }
-        const std::size_t n = w.writer.pump(w.inbox);
-        if (!w.writer.busy()) {
-            if (w.current == writing::task)
-                ++w.sent;
-            w.current = writing::none;
-            continue;
-        }
-        if (n == 0)
-            break; // the inbox is full
-    }
-    if (w.inbox.position() == before)
-        return false;
-    notify(segment_.slot(w.index).event);
-    return true;
+        if (w.sent < w.queue.size())
+            return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
+        return {};
+    });
 }
 
 bool pool_core::impl::idle() const noexcept {
@@ -731,10 +508,8 @@ void pool_core::impl::stop_workers() {
         if (!w.alive)
             continue;
         w.stop_sent = true;
-        // release: pairs with the worker's acquire in stopping(); every frame before it is
-        // already in the inbox.
-        segment_.slot(w.index).stop.store(1, std::memory_order_release);
-        notify(segment_.slot(w.index).event);
+        if (transport_->stop(w.index))
+            w.alive = false; // gone at once: no exit will be reported
     }
 }
 
@@ -745,21 +520,18 @@ void pool_core::impl::wait_for_work() {
         for (worker_state& w : workers_) {
             if (!w.alive)
                 continue;
-            if (w.outbox.readable() > 0)
+            if (transport_->has_input(w.index))
                 return true;
             const bool has_output =
-                w.current != writing::none || w.initializer_unsent || w.sent < w.queue.size();
-            if (has_output && w.inbox.writable() > 0)
+                transport_->sending(w.index) || w.initializer_unsent || w.sent < w.queue.size();
+            if (has_output && transport_->can_send(w.index))
                 return true;
         }
         return false;
     };
-    // Spin only while a worker has work: with nothing in flight, the next event is a caller's,
-    // and the caller waiting for the last result needs this core more than a spin does.
     const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
                                        [](const worker_state& w) { return !w.queue.empty(); });
-    wait_for(segment_.header().parent_event, ready,
-             in_flight ? io_spin : std::chrono::microseconds(0));
+    transport_->wait(ready, in_flight);
 }
 
 void pool_core::impl::fail_pool(std::exception_ptr error) {
@@ -778,12 +550,19 @@ void pool_core::impl::fail_everything(const std::exception_ptr& error) {
     }
     chunk_outcome outcome;
     outcome.error = error;
+    std::vector<std::vector<char>> handed; // frames the transport may still be reading
     for (worker_state& w : workers_) {
-        for (dispatched& d : w.queue)
+        for (std::size_t i = 0; i < w.queue.size(); ++i) {
+            dispatched& d = w.queue[i];
             d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+            if (i < w.sent)
+                handed.push_back(std::move(d.chunk.frame));
+        }
         w.queue.clear();
         w.sent = 0;
     }
+    if (!handed.empty())
+        transport_->adopt(std::move(handed));
     for (outgoing_chunk& c : pending_)
         c.sink->complete_chunk(c.index, outcome);
     pending_.clear();

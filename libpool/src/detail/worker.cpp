@@ -4,10 +4,10 @@
 // complete result frame this worker published, fails the one task named in running_task (if
 // any) with worker_lost_error, sends the tasks this worker had not started to other workers,
 // resets the rings, and starts a replacement.
-#include <procpool/detail/exception_codec.hpp>
+#include "executor.hpp"
+
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/segment.hpp>
-#include <procpool/detail/task.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/detail/worker.hpp>
 #include <procpool/errors.hpp>
@@ -109,29 +109,10 @@ private:
     }
 
     void handle(std::span<const std::byte> frame) {
-        const auto start = std::chrono::steady_clock::now();
-        output_.clear();
-        result_header result;
-        append_pod(output_, result);
-        const auto bytes =
-            std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
-        task_header task;
-        if (bytes.size() < sizeof task) {
-            fail(result, "procpool: a worker received a malformed task frame");
-        } else {
-            task = read_pod<task_header>(bytes);
-            result.task_id = task.task_id;
-            result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
-                                                               : frame_kind::result;
+        const result_header result = executor_.run(frame, output_, [&](std::uint64_t task_id) {
             // release: the parent reads running_task after reaping us (see the file comment).
-            slot_.running_task.store(task.task_id, std::memory_order_release);
-            execute(task, bytes.subspan(sizeof task), result);
-        }
-        result.exec_ns =
-            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                           std::chrono::steady_clock::now() - start)
-                                           .count());
-        std::memcpy(output_.data(), &result, sizeof result);
+            slot_.running_task.store(task_id, std::memory_order_release);
+        });
         write_frame();
         // release: as above; the result is published, so this task is no longer at risk.
         slot_.running_task.store(0, std::memory_order_release);
@@ -143,64 +124,6 @@ private:
         } else {
             ++tasks_done_;
         }
-    }
-
-    void execute(const task_header& task, std::span<const char> input, result_header& result) {
-        const trampoline_fn trampoline = resolve_trampoline(task.trampoline);
-        if (trampoline == nullptr) {
-            fail(result, "procpool: the worker does not know this task's function (no "
-                         "registered trampoline at that address): it runs a different binary");
-            return;
-        }
-        task_call call;
-        call.input = input;
-        call.item_count = task.item_count;
-        call.output = &output_;
-        if (task.function.module != 0) {
-            call.function = resolve_function(task.function);
-            if (call.function == nullptr) {
-                fail(result, "procpool: the task's function pointer does not point into "
-                             "executable code of a module loaded in the worker");
-                return;
-            }
-        }
-        try {
-            trampoline(call);
-        } catch (...) {
-            result.failed = 1;
-            result.ok_count = call.ok_count;
-            result.error_offset = output_.size() - sizeof(result_header);
-            append_current_exception(output_, call.stage);
-            return;
-        }
-        result.ok_count = call.ok_count;
-    }
-
-    // Both lookups take a lock and scan the module table; a job sends the same function
-    // again and again, so the last successful answer is kept. Failures are not kept: a module
-    // loaded later may make the address known.
-    trampoline_fn resolve_trampoline(code_address a) {
-        if (trampoline_ == nullptr || !(a == trampoline_key_)) {
-            const void* address = from_code_address(a);
-            trampoline_ = address ? find_trampoline(address) : nullptr;
-            trampoline_key_ = a;
-        }
-        return trampoline_;
-    }
-
-    const void* resolve_function(code_address a) {
-        if (function_ == nullptr || !(a == function_key_)) {
-            function_ = from_code_address(a);
-            function_key_ = a;
-        }
-        return function_;
-    }
-
-    void fail(result_header& result, const char* message) {
-        result.failed = 1;
-        result.ok_count = 0;
-        result.error_offset = output_.size() - sizeof(result_header);
-        append_pool_error(output_, message);
     }
 
     void write_frame() {
@@ -226,10 +149,7 @@ private:
     std::vector<char> output_;
     std::uint64_t max_tasks_;
     std::uint64_t tasks_done_ = 0;
-    code_address trampoline_key_;
-    trampoline_fn trampoline_ = nullptr;
-    code_address function_key_;
-    const void* function_ = nullptr;
+    frame_executor executor_;
 };
 
 [[noreturn]] void refuse(const std::string& why) {

@@ -1,0 +1,104 @@
+// See executor.hpp.
+#include "executor.hpp"
+
+#include <procpool/detail/exception_codec.hpp>
+#include <procpool/detail/task.hpp>
+
+#include <chrono>
+#include <cstring>
+
+namespace procpool::detail {
+
+namespace {
+
+void fail(result_header& result, std::vector<char>& output, const char* message) {
+    result.failed = 1;
+    result.ok_count = 0;
+    result.error_offset = output.size() - sizeof(result_header);
+    append_pool_error(output, message);
+}
+
+} // namespace
+
+result_header frame_executor::run(std::span<const std::byte> frame, std::vector<char>& output,
+                                  function_ref<void(std::uint64_t)> starting) {
+    const auto start = std::chrono::steady_clock::now();
+    result_header result;
+    output.resize(sizeof result); // the header is written last, once it is known
+
+    const auto bytes =
+        std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
+    task_header task;
+    if (bytes.size() < sizeof task) {
+        fail(result, output, "procpool: a worker received a malformed task frame");
+    } else {
+        task = read_pod<task_header>(bytes);
+        result.task_id = task.task_id;
+        result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
+                                                           : frame_kind::result;
+        starting(task.task_id);
+        execute(task, bytes.subspan(sizeof task), result, output);
+    }
+    result.exec_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
+    std::memcpy(output.data(), &result, sizeof result);
+    return result;
+}
+
+void frame_executor::execute(const task_header& task, std::span<const char> input,
+                             result_header& result, std::vector<char>& output) {
+    const trampoline_fn trampoline = resolve_trampoline(task.trampoline);
+    if (trampoline == nullptr) {
+        fail(result, output,
+             "procpool: the worker does not know this task's function (no registered "
+             "trampoline at that address): it runs a different binary");
+        return;
+    }
+    task_call call;
+    call.input = input;
+    call.item_count = task.item_count;
+    call.output = &output;
+    if (task.function.module != 0) {
+        call.function = resolve_function(task.function);
+        if (call.function == nullptr) {
+            fail(result, output,
+                 "procpool: the task's function pointer does not point into executable code "
+                 "of a module loaded in the worker");
+            return;
+        }
+    }
+    try {
+        trampoline(call);
+    } catch (...) {
+        result.failed = 1;
+        result.ok_count = call.ok_count;
+        result.error_offset = output.size() - sizeof(result_header);
+        append_current_exception(output, call.stage);
+        return;
+    }
+    result.ok_count = call.ok_count;
+}
+
+// Both lookups take a lock and scan the module table; a job sends the same function again and
+// again, so the last successful answer is kept. Failures are not kept: a module loaded later
+// may make the address known.
+trampoline_fn frame_executor::resolve_trampoline(code_address a) {
+    if (trampoline_ == nullptr || !(a == trampoline_key_)) {
+        const void* address = from_code_address(a);
+        trampoline_ = address ? find_trampoline(address) : nullptr;
+        trampoline_key_ = a;
+    }
+    return trampoline_;
+}
+
+const void* frame_executor::resolve_function(code_address a) {
+    if (function_ == nullptr || !(a == function_key_)) {
+        function_ = from_code_address(a);
+        function_key_ = a;
+    }
+    return function_;
+}
+
+} // namespace procpool::detail

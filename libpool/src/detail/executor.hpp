@@ -1,0 +1,37 @@
+// What a worker does with one task frame, whatever carried it there (a ring or MPI).
+#pragma once
+
+#include "function_ref.hpp"
+
+#include <procpool/detail/task_identity.hpp>
+#include <procpool/detail/wire.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace procpool::detail {
+
+class frame_executor {
+public:
+    /// Runs the task frame `frame` and writes the whole result frame (result_header first)
+    /// to `output`, which it clears first. `starting(task_id)` is called once the header is
+    /// read, before the task runs. Returns the result frame's header. Never throws: a task's
+    /// exception, or a frame this worker cannot run, becomes an error record in the result.
+    result_header run(std::span<const std::byte> frame, std::vector<char>& output,
+                      function_ref<void(std::uint64_t)> starting);
+
+private:
+    void execute(const task_header& task, std::span<const char> input, result_header& result,
+                 std::vector<char>& output);
+    trampoline_fn resolve_trampoline(code_address a);
+    const void* resolve_function(code_address a);
+
+    code_address trampoline_key_;
+    trampoline_fn trampoline_ = nullptr;
+    code_address function_key_;
+    const void* function_ = nullptr;
+};
+
+} // namespace procpool::detail

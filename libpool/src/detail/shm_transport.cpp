@@ -1,0 +1,345 @@
+// The shared-memory transport: workers are child processes ("spawn" or "forkserver"), frames
+// cross a pair of ring buffers per worker in one segment. See transport.hpp.
+//
+// Threads: the io thread makes every call but wake(); the supervisor sleeps in poll() on a
+// pidfd per worker, reaps each worker that exits and reports it through on_exit.
+//
+// Neither side ever blocks on one ring: frames larger than the free space are written and read
+// in fragments (frame_writer, frame_reader), so a worker busy writing a large result cannot
+// stall the others.
+#include "transport.hpp"
+
+#include <procpool/detail/event.hpp>
+#include <procpool/detail/launch.hpp>
+#include <procpool/detail/segment.hpp>
+#include <procpool/detail/throw_error.hpp>
+#include <procpool/detail/worker.hpp>
+#include <procpool/errors.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <thread>
+#include <unistd.h>
+
+namespace procpool::detail {
+
+namespace {
+
+constexpr std::uint64_t ring_bytes = std::uint64_t{1} << 20;
+constexpr auto io_spin = std::chrono::microseconds(50);
+
+/// Owns the worker processes: starts them, watches them, reaps them.
+class supervisor {
+public:
+    explicit supervisor(std::function<void(const worker_exit&)> on_exit)
+        : on_exit_(std::move(on_exit)) {
+        wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_fd_ < 0)
+            throw_system_error("eventfd");
+    }
+
+    ~supervisor() {
+        shutdown();
+        ::close(wake_fd_);
+    }
+
+    /// Workers are forked by the forkserver rather than started afresh.
+    void use_forkserver(bool on) noexcept { forkserver_ = on; }
+
+    /// Starts worker `index` and watches it. Thread-safe. Throws procpool::error.
+    int spawn(std::uint32_t index, const std::vector<std::string>& args) {
+        child_process child = forkserver_ ? fork_worker(args) : launch_worker(args);
+        const int pid = child.pid();
+        if (child.pidfd() < 0) {
+            child.kill();
+            throw error("procpool: pidfd_open failed for worker " + std::to_string(pid) +
+                        " (ProcPool needs Linux 5.3 or later)");
+        }
+        {
+            std::lock_guard lock(mutex_);
+            children_.emplace(pid, entry{index, std::move(child)});
+        }
+        wake();
+        return pid;
+    }
+
+    void start() {
+        thread_ = std::thread([this] { loop(); });
+    }
+
+    /// SIGKILL to every worker still running. Thread-safe, never throws.
+    void kill_all() noexcept {
+        std::lock_guard lock(mutex_);
+        for (auto& [pid, e] : children_)
+            e.child.kill();
+    }
+
+    /// Stops watching; kills and reaps every worker left. Idempotent.
+    void shutdown() noexcept {
+        // relaxed: the eventfd write/read orders it for the loop.
+        quit_.store(true, std::memory_order_relaxed);
+        wake();
+        if (thread_.joinable())
+            thread_.join();
+        std::map<int, entry> left;
+        {
+            std::lock_guard lock(mutex_);
+            left.swap(children_);
+        }
+        for (auto& [pid, e] : left)
+            e.child.kill();
+        for (auto& [pid, e] : left) {
+            try {
+                e.child.wait();
+            } catch (...) {
+            }
+        }
+    }
+
+private:
+    struct entry {
+        std::uint32_t index;
+        child_process child;
+    };
+
+    void wake() noexcept {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    void loop() {
+        std::vector<pollfd> fds;
+        std::vector<int> pids;
+        for (;;) {
+            fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+            pids.assign(1, 0);
+            {
+                std::lock_guard lock(mutex_);
+                for (auto& [pid, e] : children_) {
+                    fds.push_back({e.child.pidfd(), POLLIN, 0});
+                    pids.push_back(pid);
+                }
+            }
+            if (::poll(fds.data(), fds.size(), -1) < 0)
+                continue; // EINTR
+            if (quit_.load(std::memory_order_relaxed))
+                return;
+            if (fds[0].revents) {
+                std::uint64_t count;
+                [[maybe_unused]] const auto n = ::read(wake_fd_, &count, sizeof count);
+            }
+            for (std::size_t i = 1; i < fds.size(); ++i) {
+                if (fds[i].revents == 0)
+                    continue;
+                std::optional<entry> e;
+                {
+                    std::lock_guard lock(mutex_);
+                    auto it = children_.find(pids[i]);
+                    if (it == children_.end())
+                        continue;
+                    e.emplace(std::move(it->second));
+                    children_.erase(it);
+                }
+                const int status = e->child.wait(); // exited: does not block
+                on_exit_({e->index, pids[i], status});
+            }
+        }
+    }
+
+    std::function<void(const worker_exit&)> on_exit_;
+    bool forkserver_ = false;
+    int wake_fd_ = -1;
+    std::atomic<bool> quit_{false};
+    std::mutex mutex_;
+    std::map<int, entry> children_; // by pid
+    std::thread thread_;
+};
+
+class shm_transport final : public transport {
+public:
+    explicit shm_transport(transport_options options)
+        : supervisor_([this, on_exit = std::move(options.on_exit)](const worker_exit& e) {
+            on_exit(e);
+            wake();
+        }) {
+        const std::size_t n =
+            options.processes.value_or(std::max(1u, std::thread::hardware_concurrency()));
+        if (n == 0)
+            throw std::invalid_argument("procpool::pool: processes must be at least 1");
+        if (n > 4096)
+            throw std::invalid_argument("procpool::pool: processes must be at most 4096");
+        supervisor_.use_forkserver(options.method == start_method::forkserver);
+        sweep_orphaned_segments();
+        segment_ = segment::create(static_cast<std::uint32_t>(n), ring_bytes);
+        segment_.header().max_tasks_per_child = options.max_tasks;
+        segment_.header().has_initializer = options.has_initializer ? 1 : 0;
+        workers_.resize(n);
+        supervisor_.start();
+    }
+
+    ~shm_transport() override { shutdown(); }
+
+    std::uint32_t size() const noexcept override {
+        return static_cast<std::uint32_t>(workers_.size());
+    }
+
+    int start(std::uint32_t index) override {
+        worker& w = workers_[index];
+        worker_slot& slot = segment_.slot(index);
+        // The slot is unused now (its last worker was reaped), so plain resets are enough; the
+        // new worker is ordered after them by fork and exec.
+        reset_after_crash(slot.inbox);
+        reset_after_crash(slot.outbox);
+        reset_event(slot.event);
+        slot.running_task.store(0, std::memory_order_relaxed);
+        slot.stop.store(0, std::memory_order_relaxed);
+        slot.state.store(slot_state::spawned, std::memory_order_relaxed);
+        const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed) + 1;
+        // release: pairs with the worker's acquire when it checks its generation.
+        slot.generation.store(generation, std::memory_order_release);
+
+        w.inbox = segment_.inbox_producer(index);
+        w.outbox = segment_.outbox_consumer(index);
+        w.writer = frame_writer{};
+        w.reader.reset();
+        const int pid = supervisor_.spawn(
+            index, worker_arguments(segment_.name(), index, generation, ::getpid()));
+        // relaxed: informational (pids()); the worker stores the same value.
+        slot.pid.store(pid, std::memory_order_relaxed);
+        return pid;
+    }
+
+    bool receive(std::uint32_t index, frame_handler on_frame) override {
+        worker& w = workers_[index];
+        const std::uint64_t before = w.outbox.position();
+        bool frames = false;
+        while (w.reader.pump(w.outbox)) {
+            on_frame(w.reader.frame());
+            w.reader.reset();
+            frames = true;
+        }
+        if (w.outbox.position() == before)
+            return frames;
+        notify(segment_.slot(index).event); // the worker may be waiting for outbox space
+        return true;
+    }
+
+    bool send(std::uint32_t index, frame_source next) override {
+        worker& w = workers_[index];
+        const std::uint64_t before = w.inbox.position();
+        for (;;) {
+            if (!w.writer.busy()) {
+                const std::span<const std::byte> frame = next();
+                if (frame.empty())
+                    break;
+                w.writer.start(frame);
+            }
+            const std::size_t n = w.writer.pump(w.inbox);
+            if (w.writer.busy() && n == 0)
+                break; // the inbox is full
+        }
+        if (w.inbox.position() == before)
+            return false;
+        notify(segment_.slot(index).event);
+        return true;
+    }
+
+    bool has_input(std::uint32_t index) override { return workers_[index].outbox.readable() > 0; }
+    bool can_send(std::uint32_t index) override { return workers_[index].inbox.writable() > 0; }
+    bool sending(std::uint32_t index) const noexcept override {
+        return workers_[index].writer.busy();
+    }
+
+    bool stop(std::uint32_t index) override {
+        // release: pairs with the worker's acquire in stopping(); every frame before it is
+        // already in the inbox.
+        segment_.slot(index).stop.store(1, std::memory_order_release);
+        notify(segment_.slot(index).event);
+        return false;
+    }
+
+    last_words ended(std::uint32_t index) override {
+        const worker_slot& slot = segment_.slot(index);
+        // acquire: the worker is reaped, so its stores are complete; pairs with its releases.
+        const slot_state state = slot.state.load(std::memory_order_acquire);
+        last_words words;
+        words.running_task = slot.running_task.load(std::memory_order_acquire);
+        words.was_ready = state == slot_state::ready || state == slot_state::exiting;
+        words.left_cleanly = state == slot_state::exiting;
+        return words;
+    }
+
+    void wait(function_ref<bool()> ready, bool in_flight) override {
+        // Spin only while a worker has work: with nothing in flight, the next event is a
+        // caller's, and the caller waiting for the last result needs this core more.
+        wait_for(segment_.header().parent_event, ready,
+                 in_flight ? io_spin : std::chrono::microseconds(0));
+    }
+
+    void wake() noexcept override { notify(segment_.header().parent_event); }
+
+    void kill_all() noexcept override { supervisor_.kill_all(); }
+
+    void shutdown() noexcept override {
+        supervisor_.shutdown();
+        segment_.remove_name();
+    }
+
+    std::vector<int> pids() const override {
+        std::vector<int> pids;
+        for (std::uint32_t i = 0; i < size(); ++i) {
+            const int pid = segment_.slot(i).pid.load(std::memory_order_relaxed);
+            if (pid > 0 && ::kill(pid, 0) == 0)
+                pids.push_back(pid);
+        }
+        return pids;
+    }
+
+private:
+    struct worker {
+        ring_producer inbox;
+        ring_consumer outbox;
+        frame_writer writer;
+        frame_reader reader;
+    };
+
+    segment segment_;
+    std::vector<worker> workers_;
+    supervisor supervisor_; // last: its thread and on_exit use the members above
+};
+
+mpi_hooks& mpi_registry() noexcept {
+    static mpi_hooks hooks; // constant-initialised: safe from any static initialiser
+    return hooks;
+}
+
+} // namespace
+
+std::unique_ptr<transport> make_shm_transport(transport_options options) {
+    return std::make_unique<shm_transport>(std::move(options));
+}
+
+void register_mpi(const mpi_hooks& hooks) noexcept {
+    mpi_registry() = hooks;
+}
+
+const mpi_hooks& registered_mpi() noexcept {
+    return mpi_registry();
+}
+
+std::unique_ptr<transport> make_transport(transport_options options) {
+    if (options.method != start_method::mpi)
+        return make_shm_transport(std::move(options));
+    if (registered_mpi().make == nullptr)
+        throw error("procpool: the \"mpi\" context needs the ProcPool::mpi library: link "
+                    "ProcPool::mpi (built when CMake finds MPI; option PROCPOOL_WITH_MPI)");
+    return registered_mpi().make(std::move(options));
+}
+
+} // namespace procpool::detail

@@ -1,0 +1,132 @@
+// The transport seam: how the pool's io thread reaches its workers.
+//
+// pool_core (core.cpp) owns everything that is pool logic: the queue of chunks, which worker
+// gets which, the window, task ids, outcomes, close/join/terminate, and what a lost worker
+// means for its tasks. A transport only moves frames (task_header | payload one way,
+// result_header | payload the other) and starts, stops and watches workers:
+//   shm_transport (shm_transport.cpp)   child processes and ring buffers in a shared segment
+//   mpi_transport (libpool/src/mpi/)    the ranks of an mpirun job, through Boost.MPI
+//
+// Every call comes from the io thread, except wake() and the constructor's on_exit callback,
+// which may come from any thread.
+#pragma once
+
+#include "function_ref.hpp"
+
+#include <procpool/pool_options.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace procpool::detail {
+
+/// How a worker ended, as the transport learnt it.
+struct worker_exit {
+    std::uint32_t index = 0;
+    int pid = 0;
+    int status = 0; ///< a waitpid status
+};
+
+/// What a transport knows of a worker that ended, read after its exit was reported.
+struct last_words {
+    std::uint64_t running_task = 0; ///< the task id it was running, 0 if none
+    bool was_ready = false;         ///< it got past its initializer
+    bool left_cleanly = false;      ///< it was told to leave (or reached maxtasksperchild)
+};
+
+/// What the core asks for when it makes a transport.
+struct transport_options {
+    std::optional<std::size_t> processes; ///< as the user gave it
+    std::uint64_t max_tasks = 0;          ///< maxtasksperchild, 0: none
+    bool has_initializer = false;
+    /// The initializer's frame, kept alive for a transport that sends it asynchronously.
+    std::shared_ptr<const std::vector<char>> initializer_frame;
+    start_method method = start_method::spawn;
+    /// Called (from any thread) when a worker ends. Only transports whose workers can end
+    /// while the pool runs call it.
+    std::function<void(const worker_exit&)> on_exit;
+};
+
+class transport {
+public:
+    using frame_handler = function_ref<void(std::span<const std::byte>)>;
+    using frame_source = function_ref<std::span<const std::byte>()>;
+
+    virtual ~transport() = default;
+
+    /// The number of workers.
+    virtual std::uint32_t size() const noexcept = 0;
+
+    /// Starts worker `index`: the first time, or again after it ended. Returns its pid.
+    /// Throws procpool::error when it cannot.
+    virtual int start(std::uint32_t index) = 0;
+
+    /// Passes every complete frame worker `index` sent to `on_frame`, oldest first; the bytes
+    /// are valid during the call only. Returns true when anything moved.
+    virtual bool receive(std::uint32_t index, frame_handler on_frame) = 0;
+
+    /// Sends frames to worker `index` until it would block: first the rest of a frame it holds,
+    /// then what `next()` returns (an empty span: nothing more). A frame's bytes must stay
+    /// valid until the worker answered it, or until adopt(). Returns true when anything moved.
+    virtual bool send(std::uint32_t index, frame_source next) = 0;
+
+    /// Worker `index` has a frame, or part of one, for receive().
+    virtual bool has_input(std::uint32_t index) = 0;
+    /// send() to worker `index` would move something now.
+    virtual bool can_send(std::uint32_t index) = 0;
+    /// A frame handed over by send() is still partly unsent.
+    virtual bool sending(std::uint32_t index) const noexcept = 0;
+
+    /// Asks worker `index` to leave once it has answered every frame. Returns true when it is
+    /// gone already (no exit will be reported), false when its exit will come through on_exit.
+    virtual bool stop(std::uint32_t index) = 0;
+
+    /// Read after worker `index`'s exit was reported, before start() reuses its slot.
+    virtual last_words ended(std::uint32_t index) = 0;
+
+    /// The io thread sleeps until `ready()` or wake(); `in_flight`: workers have work.
+    virtual void wait(function_ref<bool()> ready, bool in_flight) = 0;
+    /// Ends a wait() early. Thread-safe, never throws.
+    virtual void wake() noexcept = 0;
+
+    /// Frames the core drops while the workers may still be reading them (terminate): a
+    /// transport that sends asynchronously keeps them until it is done with them.
+    virtual void adopt(std::vector<std::vector<char>> frames) { (void)frames; }
+
+    /// Ends the workers at once, as far as the transport can. Never throws.
+    virtual void kill_all() noexcept = 0;
+    /// After the io thread ended: no worker is left running, nothing is left behind.
+    /// Idempotent, never throws.
+    virtual void shutdown() noexcept = 0;
+
+    /// The pids of the workers now running.
+    virtual std::vector<int> pids() const = 0;
+};
+
+/// Makes the transport for `options.method`. Throws std::invalid_argument for options the
+/// method cannot honour, procpool::error when it is not available.
+std::unique_ptr<transport> make_transport(transport_options options);
+
+/// Shared memory and child processes: "spawn" and "forkserver".
+std::unique_ptr<transport> make_shm_transport(transport_options options);
+
+/// What ProcPool::mpi registers when it is linked (a static initializer in libprocpool_mpi).
+struct mpi_hooks {
+    /// Makes a pool's transport over the job's ranks.
+    std::unique_ptr<transport> (*make)(transport_options options) = nullptr;
+    /// procpool::init calls it: in an mpirun job it initialises MPI, and on ranks 1..N-1
+    /// serves as a worker and never returns.
+    void (*init)(int argc, char** argv) = nullptr;
+};
+void register_mpi(const mpi_hooks& hooks) noexcept;
+/// The hooks registered, or empty ones.
+const mpi_hooks& registered_mpi() noexcept;
+
+} // namespace procpool::detail

@@ -1,0 +1,547 @@
+// ProcPool::mpi: the "mpi" context. The ranks of an mpirun job are the workers of rank 0's
+// pool, reached through Boost.MPI. Linking this library is enough: a static initialiser
+// registers the hooks that procpool::init and get_context("mpi") look for (transport.hpp).
+//
+// The job, rank by rank:
+//   every rank   procpool::init(argc, argv) sees it runs under mpirun, initialises MPI
+//                (MPI_THREAD_SERIALIZED: after init only the pool's io thread calls MPI, and
+//                the exit handler after it) and gathers the ranks' pids on rank 0.
+//   rank 0       returns from init and runs main(); each pool({.context = get_context("mpi")})
+//                uses ranks 1..processes as its workers. At exit, a handler tells every rank to
+//                leave, waits for each to say goodbye, and finalises MPI.
+//   ranks 1..    never return from init: they run the frames rank 0 sends, with the same
+//                executor as a shared-memory worker, and leave when rank 0 says so.
+//
+// Messages (MPI keeps the order of messages between two ranks):
+//   rank 0 -> worker   tag_begin  (u64 pool epoch) once per pool, before the pool's frames
+//                      tag_frame  a task frame, exactly as on a ring
+//                      tag_cancel (u64 epoch) terminate(): the worker skips that pool's frames
+//                                 it has not started (it probes for this tag before each frame)
+//                      tag_stop   the program ends: say goodbye, finalise, exit
+//   worker -> rank 0   result_tag(epoch)  a result frame; rank 0 drops those of earlier pools
+//                      tag_bye
+//
+// A rank that dies: Open MPI ends the whole job (mpirun prints which rank died and how, and
+// exits non-zero); a worker rank that dies in a task first prints which task context it was
+// in. MPI gives no way to go on, so this transport never reports a worker exit.
+#include "../detail/executor.hpp"
+#include "../detail/transport.hpp"
+
+#include <procpool/detail/event.hpp>
+#include <procpool/detail/exception_codec.hpp>
+#include <procpool/detail/wire.hpp>
+#include <procpool/errors.hpp>
+
+#include <boost/mpi/collectives.hpp>
+#include <boost/mpi/communicator.hpp>
+#include <boost/mpi/environment.hpp>
+#include <boost/mpi/request.hpp>
+#include <boost/mpi/status.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+namespace procpool::detail {
+
+namespace mpi = boost::mpi;
+
+namespace {
+
+constexpr int tag_begin = 1;
+constexpr int tag_frame = 2;
+constexpr int tag_cancel = 3;
+constexpr int tag_stop = 4;
+constexpr int tag_bye = 5;
+constexpr int first_result_tag = 16;
+constexpr std::uint64_t result_tags = 30000; // MPI guarantees tags up to 32767
+
+int result_tag(std::uint64_t epoch) {
+    return first_result_tag + static_cast<int>(epoch % result_tags);
+}
+
+constexpr auto spin_time = std::chrono::microseconds(50);
+constexpr auto longest_nap = std::chrono::milliseconds(1);
+
+/// Sleeps a little longer each call, up to longest_nap: how both sides wait for MPI, which
+/// has no way to wake a sleeping thread.
+class backoff {
+public:
+    void reset() noexcept { nap_ = std::chrono::microseconds(0); }
+    std::chrono::microseconds next() noexcept {
+        nap_ = std::min<std::chrono::microseconds>(
+            longest_nap, nap_.count() == 0 ? std::chrono::microseconds(10) : nap_ * 2);
+        return nap_;
+    }
+
+private:
+    std::chrono::microseconds nap_{0};
+};
+
+/// A send still in flight, and what must live until it completes.
+struct pending_send {
+    mpi::request request;
+    std::shared_ptr<const void> keep; ///< the bytes it sends, when they are not the core's
+};
+
+/// The process's MPI state, made by procpool::init in an mpirun job.
+struct job {
+    std::unique_ptr<mpi::environment> environment;
+    mpi::communicator world;
+    std::vector<int> pids; ///< by rank
+    std::uint64_t epoch = 0;
+    bool pool_alive = false;
+    std::mutex mutex; // pool_alive, epoch: pools may be made from any thread
+
+    // Sends of ended pools that may still be in flight, and the frames they read.
+    std::list<pending_send> orphans;
+    std::vector<std::vector<char>> orphan_frames;
+
+    void reap_orphans() {
+        orphans.remove_if([](pending_send& s) { return s.request.test().has_value(); });
+        if (orphans.empty())
+            orphan_frames.clear();
+    }
+};
+
+job* the_job = nullptr; // rank 0 of a running job, else null
+
+bool launched_by_mpirun() {
+    for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+        if (std::getenv(name) != nullptr)
+            return true;
+    return false;
+}
+
+// ---- worker ranks ----
+
+std::atomic<int> running_rank{-1}; // this rank, while it runs a task; for the messages below
+
+void say_lost(const char* how) noexcept {
+    char text[200];
+    const int n = std::snprintf(text, sizeof text,
+                                "procpool: MPI worker rank %d (pid %d) %s while running a task; "
+                                "Open MPI ends the job\n",
+                                running_rank.load(), static_cast<int>(::getpid()), how);
+    if (n > 0) [[maybe_unused]]
+        auto w = ::write(STDERR_FILENO, text, static_cast<std::size_t>(n));
+}
+
+struct sigaction previous_actions[32];
+
+extern "C" void on_fatal_signal(int sig) {
+    if (running_rank.load() >= 0) {
+        say_lost(sig == SIGSEGV   ? "crashed with SIGSEGV"
+                 : sig == SIGABRT ? "aborted (SIGABRT)"
+                 : sig == SIGBUS  ? "crashed with SIGBUS"
+                 : sig == SIGFPE  ? "crashed with SIGFPE"
+                                  : "crashed with SIGILL");
+    }
+    ::sigaction(sig, &previous_actions[sig], nullptr); // Open MPI's own handler, or default
+    ::raise(sig);
+}
+
+void watch_for_death() {
+    for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}) {
+        struct sigaction action {};
+        action.sa_handler = on_fatal_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESETHAND;
+        ::sigaction(sig, &action, &previous_actions[sig]);
+    }
+    std::atexit([] {
+        if (running_rank.load() >= 0)
+            say_lost("called exit()");
+    });
+}
+
+/// Waits for a message from rank 0: spins a little, then naps.
+mpi::status wait_for_message(const mpi::communicator& world) {
+    backoff naps;
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        if (auto s = world.iprobe(0, mpi::any_tag))
+            return *s;
+        if (std::chrono::steady_clock::now() - start > spin_time)
+            std::this_thread::sleep_for(naps.next());
+    }
+}
+
+std::uint64_t receive_u64(const mpi::communicator& world, int tag) {
+    std::uint64_t value = 0;
+    world.recv(0, tag, reinterpret_cast<char*>(&value), static_cast<int>(sizeof value));
+    return value;
+}
+
+[[noreturn]] void serve(mpi::environment* environment, const mpi::communicator& world) {
+    watch_for_death();
+    frame_executor executor;
+    std::vector<char> input;
+    std::vector<char> output;
+    std::uint64_t epoch = 0;
+    std::uint64_t cancelled = 0; // pools up to this epoch were terminated
+    auto check_cancel = [&] {
+        while (world.iprobe(0, tag_cancel))
+            cancelled = std::max(cancelled, receive_u64(world, tag_cancel));
+    };
+    for (;;) {
+        const mpi::status s = wait_for_message(world);
+        switch (s.tag()) {
+        case tag_begin:
+            epoch = receive_u64(world, tag_begin);
+            break;
+        case tag_cancel:
+            cancelled = std::max(cancelled, receive_u64(world, tag_cancel));
+            break;
+        case tag_frame: {
+            input.resize(static_cast<std::size_t>(s.count<char>().value_or(0)));
+            world.recv(0, tag_frame, input.data(), static_cast<int>(input.size()));
+            check_cancel();
+            if (epoch <= cancelled)
+                break; // its pool was terminated: skipped, and nobody waits for it
+            running_rank.store(world.rank());
+            const result_header result =
+                executor.run(std::as_bytes(std::span(input)), output, [](std::uint64_t) {});
+            running_rank.store(-1);
+            world.send(0, result_tag(epoch), output.data(), static_cast<int>(output.size()));
+            // As a shared-memory worker leaves when its initializer fails: this pool gets
+            // nothing more from this rank (the pool fails), the next pool does.
+            if (result.kind == frame_kind::initializer_done && result.failed)
+                cancelled = std::max(cancelled, epoch);
+            break;
+        }
+        case tag_stop:
+            world.recv(0, tag_stop);
+            world.send(0, tag_bye);
+            std::fflush(nullptr);
+            delete environment; // MPI_Finalize
+            // _exit: main() never ran here, so neither may the program's static destructors.
+            ::_exit(0);
+        default: {
+            // Not ours: take it off the queue so the loop goes on.
+            std::vector<char> junk(static_cast<std::size_t>(s.count<char>().value_or(0)));
+            world.recv(0, s.tag(), junk.data(), static_cast<int>(junk.size()));
+        }
+        }
+    }
+}
+
+// ---- rank 0: the end of the job ----
+
+/// At exit on rank 0: every worker rank finishes what it runs, says goodbye, and MPI ends.
+void finish_job() noexcept {
+    job* j = the_job;
+    if (j == nullptr)
+        return;
+    try {
+        std::vector<mpi::request> stops;
+        for (int rank = 1; rank < j->world.size(); ++rank)
+            stops.push_back(j->world.isend(rank, tag_stop));
+        int byes = 0;
+        std::vector<char> junk;
+        backoff naps;
+        while (byes < j->world.size() - 1) {
+            if (auto s = j->world.iprobe(mpi::any_source, mpi::any_tag)) {
+                junk.resize(static_cast<std::size_t>(s->count<char>().value_or(0)));
+                j->world.recv(s->source(), s->tag(), junk.data(), static_cast<int>(junk.size()));
+                if (s->tag() == tag_bye)
+                    ++byes;
+                naps.reset();
+            } else {
+                j->reap_orphans();
+                std::this_thread::sleep_for(naps.next());
+            }
+        }
+        for (auto& r : stops)
+            r.wait();
+        for (auto& o : j->orphans)
+            o.request.wait();
+        j->orphans.clear();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "procpool: ending the MPI job: %s\n", e.what());
+    }
+    the_job = nullptr;
+    delete j; // its environment: MPI_Finalize
+}
+
+// ---- rank 0: a pool's transport ----
+
+class mpi_transport final : public transport {
+public:
+    explicit mpi_transport(transport_options options)
+        : job_(the_job) {
+        if (job_ == nullptr)
+            throw error("procpool: the \"mpi\" context needs the program started by mpirun "
+                        "(mpirun -np N ./app, N >= 2) with procpool::init(argc, argv) first in "
+                        "main(); this process is not rank 0 of an MPI job");
+        const std::size_t ranks = static_cast<std::size_t>(job_->world.size()) - 1;
+        if (ranks == 0)
+            throw error("procpool: the \"mpi\" context has no worker ranks: start the program "
+                        "with mpirun -np N, N >= 2 (rank 0 runs the pool, the others are its "
+                        "workers)");
+        if (options.max_tasks != 0)
+            throw std::invalid_argument("procpool::pool: maxtasksperchild cannot be used with "
+                                        "the \"mpi\" context: MPI ranks are not respawned");
+        const std::size_t n = options.processes.value_or(ranks);
+        if (n == 0)
+            throw std::invalid_argument("procpool::pool: processes must be at least 1");
+        if (n > ranks)
+            throw std::invalid_argument("procpool::pool: processes = " + std::to_string(n) +
+                                        " asks for more workers than the MPI job has: mpirun -np " +
+                                        std::to_string(ranks + 1) + " gives " +
+                                        std::to_string(ranks) +
+                                        " worker ranks (rank 0 runs the pool)");
+        {
+            std::lock_guard lock(job_->mutex);
+            if (job_->pool_alive)
+                throw error("procpool: an \"mpi\" pool already exists in this process: the "
+                            "job's ranks serve one pool at a time");
+            job_->pool_alive = true;
+            epoch_ = ++job_->epoch;
+        }
+        initializer_ = options.initializer_frame;
+        workers_.resize(n);
+        epoch_bytes_ = std::make_shared<const std::uint64_t>(epoch_);
+    }
+
+    ~mpi_transport() override { shutdown(); }
+
+    std::uint32_t size() const noexcept override {
+        return static_cast<std::uint32_t>(workers_.size());
+    }
+
+    int start(std::uint32_t index) override {
+        const int rank = static_cast<int>(index) + 1;
+        // The first message of this pool to the rank: which epoch its frames belong to.
+        job_->orphans.push_back(
+            {job_->world.isend(rank, tag_begin, reinterpret_cast<const char*>(epoch_bytes_.get()),
+                               static_cast<int>(sizeof(std::uint64_t))),
+             epoch_bytes_});
+        return job_->pids.at(static_cast<std::size_t>(rank));
+    }
+
+    bool receive(std::uint32_t index, frame_handler on_frame) override {
+        worker& w = workers_[index];
+        const int rank = static_cast<int>(index) + 1;
+        bool moved = false;
+        for (;;) {
+            if (!w.frames.empty() && w.frames.front().refused) {
+                // A frame MPI could not carry: its failure comes back in order.
+                std::vector<char> frame = std::move(w.frames.front().failure);
+                w.frames.pop_front();
+                on_frame(std::as_bytes(std::span(frame)));
+                moved = true;
+                continue;
+            }
+            auto s = job_->world.iprobe(rank, mpi::any_tag);
+            if (!s)
+                break;
+            buffer_.resize(static_cast<std::size_t>(s->count<char>().value_or(0)));
+            job_->world.recv(rank, s->tag(), buffer_.data(), static_cast<int>(buffer_.size()));
+            moved = true;
+            if (s->tag() != result_tag(epoch_))
+                continue; // a result of an earlier, terminated pool
+            if (!w.frames.empty()) {
+                // The rank has received the frame it answers: its send is complete.
+                w.frames.front().send.wait();
+                w.frames.pop_front();
+            }
+            on_frame(std::as_bytes(std::span(buffer_)));
+        }
+        if (moved)
+            job_->reap_orphans();
+        return moved;
+    }
+
+    bool send(std::uint32_t index, frame_source next) override {
+        worker& w = workers_[index];
+        const int rank = static_cast<int>(index) + 1;
+        bool moved = false;
+        for (std::span<const std::byte> frame = next(); !frame.empty(); frame = next()) {
+            moved = true;
+            in_flight e;
+            if (frame.size() > static_cast<std::size_t>(INT_MAX)) {
+                e.refused = true;
+                e.failure = refusal(frame);
+            } else {
+                e.send =
+                    job_->world.isend(rank, tag_frame, reinterpret_cast<const char*>(frame.data()),
+                                      static_cast<int>(frame.size()));
+            }
+            w.frames.push_back(std::move(e));
+        }
+        return moved;
+    }
+
+    bool has_input(std::uint32_t index) override {
+        const worker& w = workers_[index];
+        if (!w.frames.empty() && w.frames.front().refused)
+            return true;
+        return job_->world.iprobe(static_cast<int>(index) + 1, mpi::any_tag).has_value();
+    }
+    bool can_send(std::uint32_t) override { return true; }
+    bool sending(std::uint32_t) const noexcept override { return false; }
+
+    bool stop(std::uint32_t) override {
+        return true; // the rank stays, for the next pool; it has answered every frame
+    }
+
+    last_words ended(std::uint32_t) override { return {}; }
+
+    void wait(function_ref<bool()> ready, bool in_flight) override {
+        if (!in_flight) {
+            // Only a caller can make work now, and it wakes us.
+            wait_for(event_, ready, std::chrono::microseconds(0));
+            return;
+        }
+        // MPI cannot wake a sleeper: spin a little, then nap on our own event, which a caller
+        // still ends early, and look at MPI between naps.
+        if (wait_for(event_, ready, spin_time, spin_time))
+            return;
+        backoff naps;
+        while (!wait_for(event_, ready, std::chrono::microseconds(0), naps.next())) {
+        }
+    }
+
+    void wake() noexcept override { notify(event_); }
+
+    void adopt(std::vector<std::vector<char>> frames) override {
+        for (auto& f : frames)
+            job_->orphan_frames.push_back(std::move(f));
+    }
+
+    void kill_all() noexcept override {
+        // Ranks cannot be killed without ending the job: each skips this pool's frames it has
+        // not started, and the task it runs finishes on its own.
+        try {
+            for (std::uint32_t i = 0; i < size(); ++i)
+                job_->orphans.push_back(
+                    {job_->world.isend(static_cast<int>(i) + 1, tag_cancel,
+                                       reinterpret_cast<const char*>(epoch_bytes_.get()),
+                                       static_cast<int>(sizeof(std::uint64_t))),
+                     epoch_bytes_});
+        } catch (...) {
+        }
+    }
+
+    void shutdown() noexcept override {
+        if (job_ == nullptr)
+            return;
+        for (worker& w : workers_) {
+            for (in_flight& e : w.frames)
+                if (!e.refused)
+                    job_->orphans.push_back({std::move(e.send), initializer_});
+            w.frames.clear();
+        }
+        try {
+            job_->reap_orphans();
+        } catch (...) {
+        }
+        std::lock_guard lock(job_->mutex);
+        job_->pool_alive = false;
+        job_ = nullptr;
+    }
+
+    std::vector<int> pids() const override {
+        if (job_ == nullptr)
+            return {};
+        return {job_->pids.begin() + 1,
+                job_->pids.begin() + 1 + static_cast<std::ptrdiff_t>(workers_.size())};
+    }
+
+private:
+    /// A frame on its way: the send of a task frame (or the initializer), or the failure that
+    /// stands for a frame MPI could not carry.
+    struct in_flight {
+        mpi::request send;
+        bool refused = false;
+        std::vector<char> failure;
+    };
+
+    struct worker {
+        std::deque<in_flight> frames;
+    };
+
+    /// The result frame of a task frame over MPI's 2 GiB message limit.
+    static std::vector<char> refusal(std::span<const std::byte> frame) {
+        task_header task;
+        std::memcpy(&task, frame.data(), sizeof task);
+        result_header result;
+        result.task_id = task.task_id;
+        result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
+                                                           : frame_kind::result;
+        result.failed = 1;
+        std::vector<char> out(sizeof result); // the header is written last
+        append_pool_error(out, ("procpool: a task frame of " + std::to_string(frame.size()) +
+                                " bytes is over MPI's message limit of 2 GiB")
+                                   .c_str());
+        std::memcpy(out.data(), &result, sizeof result);
+        return out;
+    }
+
+    job* job_;
+    std::uint64_t epoch_ = 0;
+    std::shared_ptr<const std::uint64_t> epoch_bytes_;
+    std::shared_ptr<const std::vector<char>> initializer_;
+    std::vector<worker> workers_;
+    std::vector<char> buffer_;
+    event_word event_;
+};
+
+// ---- procpool::init in an mpirun job ----
+
+void init_job(int argc, char** argv) {
+    if (!launched_by_mpirun() || the_job != nullptr)
+        return;
+    auto environment =
+        std::make_unique<mpi::environment>(argc, argv, mpi::threading::serialized, true);
+    if (environment->thread_level() < mpi::threading::serialized) {
+        std::fprintf(stderr, "procpool: this MPI library does not offer MPI_THREAD_SERIALIZED, "
+                             "which the \"mpi\" context needs\n");
+        mpi::environment::abort(1);
+    }
+    mpi::communicator world;
+    std::vector<int> pids;
+    mpi::gather(world, static_cast<int>(::getpid()), pids, 0);
+    if (world.rank() != 0)
+        serve(environment.release(), world);
+    auto j = std::make_unique<job>();
+    j->pids = std::move(pids);
+    j->environment = std::move(environment);
+    the_job = j.release();
+    std::atexit(finish_job);
+}
+
+std::unique_ptr<transport> make_mpi_transport(transport_options options) {
+    return std::make_unique<mpi_transport>(std::move(options));
+}
+
+} // namespace
+
+} // namespace procpool::detail
+
+/// Linking ProcPool::mpi pulls this object in (its usage requirements name this symbol), and
+/// with it the registration below.
+extern "C" {
+int procpool_mpi_linked = 1;
+}
+
+namespace {
+const bool registered = [] {
+    procpool::detail::register_mpi(
+        {&procpool::detail::make_mpi_transport, &procpool::detail::init_job});
+    return true;
+}();
+} // namespace

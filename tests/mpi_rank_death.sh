@@ -1,0 +1,12 @@
+#!/bin/sh
+# A rank that dies in a task must end the job with a message and a non-zero status, not hang.
+# usage: mpi_rank_death.sh MPIEXEC HELPER MODE EXPECTED_TEXT
+mpiexec=$1 helper=$2 mode=$3 expected=$4
+out=$(timeout 120 "$mpiexec" -np 3 --oversubscribe --bind-to none "$helper" "$mode" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+if [ "$rc" -eq 124 ]; then echo "FAIL: the job hung"; exit 1; fi
+if [ "$rc" -eq 0 ]; then echo "FAIL: the job exited 0"; exit 1; fi
+case $out in *survived*) echo "FAIL: rank 0 went on as if nothing happened"; exit 1;; esac
+case $out in *"$expected"*) ;; *) echo "FAIL: no '$expected' in the output"; exit 1;; esac
+echo "PASS: status $rc"
