@@ -4,7 +4,11 @@ include(CMakePackageConfigHelpers)
 
 set(PROCPOOL_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/ProcPool")
 
-install(TARGETS procpool EXPORT ProcPoolTargets
+set(procpool_installed_targets procpool)
+if(TARGET procpool_mpi)
+  list(APPEND procpool_installed_targets procpool_mpi) # ProcPool::mpi
+endif()
+install(TARGETS ${procpool_installed_targets} EXPORT ProcPoolTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -16,6 +20,9 @@ if(BUILD_SHARED_LIBS)
   set(PROCPOOL_BOOST_COMPONENTS "serialization")
 else()
   set(PROCPOOL_BOOST_COMPONENTS "serialization filesystem")
+  if(TARGET procpool_mpi)
+    string(APPEND PROCPOOL_BOOST_COMPONENTS " mpi")
+  endif()
 endif()
 configure_package_config_file(cmake/ProcPoolConfig.cmake.in
   "${PROJECT_BINARY_DIR}/ProcPoolConfig.cmake"

@@ -55,7 +55,18 @@ struct settings {
     std::size_t processes = 2;
     int repeat = 3;
     bool quick = false;
+    std::string context = "spawn"; ///< start method of the measured pools
 };
+
+/// The pool a scenario measures: --processes workers, started the --context way.
+procpool::pool_options pool_options(const settings& s) {
+    return {.processes = s.processes, .context = procpool::get_context(s.context)};
+}
+
+/// Scenarios that start and stop processes themselves, which MPI ranks never do.
+bool spawn_only(const std::string& scenario) {
+    return scenario == "startup" || scenario == "respawn" || scenario == "idle";
+}
 
 using emit_fn = std::function<void(boost::json::object)>;
 
@@ -67,7 +78,7 @@ void tiny_map(const settings& s, const emit_fn& emit) {
     std::vector<variant> variants = {{20'000, 1}, {2'000'000, 0}, {2'000'000, 1000}};
     if (s.quick)
         variants = {{20'000, 1}, {200'000, 0}, {200'000, 1000}};
-    procpool::pool pool(s.processes);
+    procpool::pool pool(pool_options(s));
     for (const variant& v : variants) {
         std::vector<long> input(v.items);
         std::iota(input.begin(), input.end(), 0L);
@@ -92,7 +103,7 @@ void tiny_map(const settings& s, const emit_fn& emit) {
 
 void tiny_imap_unordered(const settings& s, const emit_fn& emit) {
     const std::size_t items = 20'000;
-    procpool::pool pool(s.processes);
+    procpool::pool pool(pool_options(s));
     std::vector<double> times;
     for (int r = 0; r < s.repeat; ++r) {
         const auto start = clock_type::now();
@@ -113,7 +124,7 @@ void tiny_imap_unordered(const settings& s, const emit_fn& emit) {
 
 void latency(const settings& s, const emit_fn& emit, bool async_get) {
     const int trips = s.quick ? 500 : 2000;
-    procpool::pool pool(s.processes);
+    procpool::pool pool(pool_options(s));
     pool.apply(square, 1L); // warm: workers attached
     std::vector<double> runs, all_us;
     for (int r = 0; r < s.repeat; ++r) {
@@ -138,7 +149,7 @@ void latency(const settings& s, const emit_fn& emit, bool async_get) {
 }
 
 void payload(const settings& s, const emit_fn& emit) {
-    procpool::pool pool(s.processes);
+    procpool::pool pool(pool_options(s));
     for (std::size_t size : {std::size_t{1} << 10, std::size_t{64} << 10, std::size_t{1} << 20,
                              std::size_t{16} << 20}) {
         // About 256 MiB each way per run (64 MiB with --quick), at least 8 tasks.
@@ -465,7 +476,11 @@ int main(int argc, char** argv) {
         "scenario", po::value(&scenarios)->composing(),
         "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, "
         "latency_apply_async_get, latency_apply, payload, startup, respawn, idle, serial_loop")(
-        "processes", po::value(&s.processes)->default_value(2), "workers per pool")(
+        "processes", po::value(&s.processes)->default_value(2),
+        "workers per pool (with --context mpi: every rank but rank 0, unless given)")(
+        "context", po::value(&s.context)->default_value(s.context),
+        "start method of the pools: spawn, forkserver, or mpi (run under mpirun; measures "
+        "tiny_map, tiny_imap_unordered, latency_apply_async_get, latency_apply, payload)")(
         "repeat", po::value(&s.repeat)->default_value(3), "runs per case; the median is reported")(
         "json", po::value(&json_path), "write one JSON object per case to FILE, or - for stdout")(
         "plot", po::value(&plot_path), "draw the run into FILE.png with gnuplot")(
@@ -487,6 +502,27 @@ int main(int argc, char** argv) {
     if (s.processes == 0 || s.repeat < 1) {
         std::cerr << "procpool-perf: --processes and --repeat must be at least 1\n";
         return 2;
+    }
+    if (s.context != "spawn" && s.context != "forkserver" && s.context != "mpi") {
+        std::cerr << "procpool-perf: unknown context '" << s.context
+                  << "' (expected spawn, forkserver or mpi)\n";
+        return 2;
+    }
+    const bool mpi = s.context == "mpi";
+    for (const auto& name : scenarios)
+        if (mpi && spawn_only(name)) {
+            std::cerr << "procpool-perf: scenario '" << name
+                      << "' starts processes, which MPI ranks never do: not with --context mpi\n";
+            return 2;
+        }
+    if (mpi && vm["processes"].defaulted()) {
+        try {
+            // Every worker rank: the default of an "mpi" pool.
+            s.processes = procpool::pool({.context = procpool::get_context("mpi")}).processes();
+        } catch (const std::exception& e) {
+            std::cerr << "procpool-perf: " << e.what() << "\n";
+            return 1;
+        }
     }
     if (!peer.empty() && peer != "python") {
         std::cerr << "procpool-perf: unknown peer '" << peer << "' (expected python)\n";
@@ -511,7 +547,7 @@ int main(int argc, char** argv) {
         }
     std::vector<std::string> chosen;
     for (const auto& [name, run] : all)
-        if (scenarios.empty() ||
+        if ((scenarios.empty() && !(mpi && spawn_only(name))) ||
             std::find(scenarios.begin(), scenarios.end(), name) != scenarios.end())
             chosen.push_back(name);
 
@@ -541,6 +577,8 @@ int main(int argc, char** argv) {
             bar.step(name);
             run([&](boost::json::object o) {
                 o.emplace("impl", "procpool");
+                if (!o.contains("context") && name != "serial_loop")
+                    o.emplace("context", s.context);
                 if (!o.contains("processes"))
                     o.emplace("processes", s.processes);
                 if (json)

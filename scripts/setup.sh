@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libboost-serialization1.81-dev libboost-test1.81-dev
   libboost-filesystem1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libboost1.81-tools-dev gnuplot-nox
+  libboost-mpi1.81-dev openmpi-bin
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
