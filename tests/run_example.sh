@@ -10,6 +10,15 @@ set --
 if [ "$name" = digest_tree ]; then
     set -- "$root/examples/expected/digest_data"
 fi
+# Examples of the "mpi" context run as a job of 3 ranks (as root, Open MPI wants consent).
+case $name in
+mpi_*)
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    set -- "$bin" "$@"
+    bin=mpiexec
+    set -- -np 3 --oversubscribe --bind-to none "$@"
+    ;;
+esac
 # timeout: an example that hangs fails instead of stalling the build.
 out=$(timeout 60 "$bin" "$@" 2>&1)
 status=$?
