@@ -52,7 +52,26 @@ static_assert(offsetof(task_header, task_id) == 0, "the core patches task_id at 
 
 enum class run_state { running, closed, terminating, failed };
 
+constinit mpi_hooks mpi_registry{}; // set from a static initialiser of ProcPool::mpi
+
 } // namespace
+
+void register_mpi(const mpi_hooks& hooks) noexcept {
+    mpi_registry = hooks;
+}
+
+const mpi_hooks& registered_mpi() noexcept {
+    return mpi_registry;
+}
+
+std::unique_ptr<transport> make_transport(transport_options options) {
+    if (options.method != start_method::mpi)
+        return make_shm_transport(std::move(options));
+    if (mpi_registry.make == nullptr)
+        throw error("procpool: the \"mpi\" context needs the ProcPool::mpi library: link "
+                    "ProcPool::mpi (built when CMake finds MPI; option PROCPOOL_WITH_MPI)");
+    return mpi_registry.make(std::move(options));
+}
 
 struct pool_core::impl {
     explicit impl(const pool_options& options);
@@ -145,7 +164,6 @@ pool_core::impl::impl(const pool_options& options) {
     transport_options how;
     how.processes = options.processes;
     how.max_tasks = max_tasks_;
-    how.has_initializer = initializer_frame_ != nullptr;
     how.initializer_frame = initializer_frame_;
     how.method = options.context ? options.context->method() : start_method::spawn;
     how.on_exit = [this](const worker_exit& e) {

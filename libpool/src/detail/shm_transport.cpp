@@ -178,7 +178,7 @@ public:
         sweep_orphaned_segments();
         segment_ = segment::create(static_cast<std::uint32_t>(n), ring_bytes);
         segment_.header().max_tasks_per_child = options.max_tasks;
-        segment_.header().has_initializer = options.has_initializer ? 1 : 0;
+        segment_.header().has_initializer = options.initializer_frame ? 1 : 0;
         workers_.resize(n);
         supervisor_.start();
     }
@@ -314,32 +314,10 @@ private:
     supervisor supervisor_; // last: its thread and on_exit use the members above
 };
 
-mpi_hooks& mpi_registry() noexcept {
-    static mpi_hooks hooks; // constant-initialised: safe from any static initialiser
-    return hooks;
-}
-
 } // namespace
 
 std::unique_ptr<transport> make_shm_transport(transport_options options) {
     return std::make_unique<shm_transport>(std::move(options));
-}
-
-void register_mpi(const mpi_hooks& hooks) noexcept {
-    mpi_registry() = hooks;
-}
-
-const mpi_hooks& registered_mpi() noexcept {
-    return mpi_registry();
-}
-
-std::unique_ptr<transport> make_transport(transport_options options) {
-    if (options.method != start_method::mpi)
-        return make_shm_transport(std::move(options));
-    if (registered_mpi().make == nullptr)
-        throw error("procpool: the \"mpi\" context needs the ProcPool::mpi library: link "
-                    "ProcPool::mpi (built when CMake finds MPI; option PROCPOOL_WITH_MPI)");
-    return registered_mpi().make(std::move(options));
 }
 
 } // namespace procpool::detail

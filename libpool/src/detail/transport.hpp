@@ -45,8 +45,8 @@ struct last_words {
 struct transport_options {
     std::optional<std::size_t> processes; ///< as the user gave it
     std::uint64_t max_tasks = 0;          ///< maxtasksperchild, 0: none
-    bool has_initializer = false;
-    /// The initializer's frame, kept alive for a transport that sends it asynchronously.
+    /// The initializer's frame (null: none), shared so that a transport that sends it
+    /// asynchronously can keep it alive.
     std::shared_ptr<const std::vector<char>> initializer_frame;
     start_method method = start_method::spawn;
     /// Called (from any thread) when a worker ends. Only transports whose workers can end
