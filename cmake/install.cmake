@@ -59,6 +59,11 @@ if(TARGET procpool-perf)
   file(RELATIVE_PATH PROCPOOL_BIN_TO_LIB "/${CMAKE_INSTALL_BINDIR}" "/${CMAKE_INSTALL_LIBDIR}")
   set_target_properties(procpool-perf PROPERTIES INSTALL_RPATH "$ORIGIN/${PROCPOOL_BIN_TO_LIB}")
   install(TARGETS procpool-perf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  if(TARGET procpool-perf-mpi)
+    set_target_properties(procpool-perf-mpi PROPERTIES
+      INSTALL_RPATH "$ORIGIN/${PROCPOOL_BIN_TO_LIB}")
+    install(TARGETS procpool-perf-mpi RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
   install(PROGRAMS perf/peers/python_pool.py
           DESTINATION ${CMAKE_INSTALL_DATADIR}/procpool/peers)
 endif()

@@ -7,8 +7,10 @@
 #include <boost/program_options.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -366,6 +368,24 @@ std::string default_peer_script() {
     return PROCPOOL_PEER_SCRIPT;
 }
 
+#ifndef PROCPOOL_PERF_MPI
+/// Replaces this process with procpool-perf-mpi from the same directory, same arguments (each
+/// rank of an mpirun job does so before MPI starts). Returns only on failure.
+int exec_mpi_build(char** argv) {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::filesystem::path sibling = exe.parent_path() / "procpool-perf-mpi";
+    if (ec || !std::filesystem::exists(sibling, ec)) {
+        std::cerr << "procpool-perf: --context mpi needs procpool-perf-mpi beside this binary "
+                     "(built when Boost.MPI is found; PROCPOOL_WITH_MPI in CMake)\n";
+        return 2;
+    }
+    ::execv(sibling.c_str(), argv);
+    std::cerr << "procpool-perf: cannot run " << sibling << ": " << std::strerror(errno) << "\n";
+    return 1;
+}
+#endif
+
 std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
                                                  const std::vector<std::string>& scenarios) {
     std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
@@ -509,6 +529,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     const bool mpi = s.context == "mpi";
+#ifndef PROCPOOL_PERF_MPI
+    // This build does not link Open MPI, so that the workers it spawns do not load it (about
+    // 2 ms of dynamic linking each): --context mpi runs the sibling build that does.
+    if (mpi)
+        return exec_mpi_build(argv);
+#endif
     for (const auto& name : scenarios)
         if (mpi && spawn_only(name)) {
             std::cerr << "procpool-perf: scenario '" << name
