@@ -136,6 +136,26 @@ BOOST_AUTO_TEST_CASE(map_of_large_items_paced_by_the_workers_returns_every_resul
     BOOST_TEST(pool.apply(square, 6) == 36);
 }
 
+BOOST_AUTO_TEST_CASE(maps_of_large_items_of_changing_sizes_return_each_item_intact) {
+    // Frames of 64 KiB and more are encoded into the buffers of completed chunks: a reused
+    // buffer must carry its new frame only, whatever size its last one had.
+    procpool::pool pool(test_options(2));
+    for (int round = 0; round < 3; ++round) {
+        std::vector<std::vector<char>> input;
+        for (int i = 0; i < 24; ++i) {
+            const std::size_t kib = (i + round) % 3 == 0 ? 300 : (i + round) % 3 == 1 ? 70 : 130;
+            std::vector<char> item(kib << 10);
+            for (std::size_t j = 0; j < item.size(); j += 97)
+                item[j] = static_cast<char>(round * 31 + i + j);
+            input.push_back(std::move(item));
+        }
+        BOOST_TEST_CONTEXT("round " << round) {
+            BOOST_TEST((pool.map(identity, input, 1) == input));
+            BOOST_TEST((pool.map(identity, input, 2) == input));
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(map_over_empty_input_returns_an_empty_vector) {
     procpool::pool pool(test_options(2));
     BOOST_TEST(pool.map(square, std::vector<int>{}).empty());

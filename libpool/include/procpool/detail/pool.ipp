@@ -207,7 +207,7 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
             // Binds directly for real elements, materialises a proxy (vector<bool>) once.
             const item_type& item = element;
             if (!encoder)
-                encoder.emplace(f, detail::frame_kind::task);
+                encoder.emplace(f, detail::frame_kind::task, core_->take_frame_buffer());
             encoder->add(item);
             if (encoder->size() == chunksize) {
                 frames.push_back(std::move(*encoder).finish());

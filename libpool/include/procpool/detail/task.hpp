@@ -188,8 +188,11 @@ private:
 template <class F, class Item, bool Star>
 class frame_encoder {
 public:
-    frame_encoder(const F& f, frame_kind kind)
-        : sink_(init(f, kind)) {
+    /// `buffer`: storage to reuse (its contents are dropped), such as pool_core's
+    /// take_frame_buffer() gives: a large frame then fills pages already in memory.
+    frame_encoder(const F& f, frame_kind kind, std::vector<char> buffer = {})
+        : frame_(std::move(buffer))
+        , sink_(init(f, kind)) {
         if constexpr (function_in_frame<F>)
             guarded([&] { sink_.write(f); });
     }
@@ -223,6 +226,7 @@ private:
         header_.trampoline = invoker<F, Item, Star>::identity();
         if constexpr (function_pointer<F>)
             header_.function = to_code_address(reinterpret_cast<const void*>(f));
+        frame_.clear();
         frame_.reserve(sizeof(task_header) + 64);
         append_pod(frame_, header_); // patched in finish()
         return frame_;
