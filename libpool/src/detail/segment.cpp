@@ -41,6 +41,7 @@ std::string random_name() {
 struct segment::impl {
     std::string name;
     bool owner = false;
+    bool name_removed = false;
     bip::mapped_region region;
     segment_layout layout;
 
@@ -176,8 +177,10 @@ const std::string& segment::name() const noexcept {
 }
 
 void segment::remove_name() noexcept {
-    if (impl_)
+    if (impl_ && !impl_->name_removed) {
         remove_segment_name(impl_->name.c_str());
+        impl_->name_removed = true; // a pool's shutdown paths each call this: one syscall
+    }
 }
 
 void remove_segment_name(const char* name) noexcept {
