@@ -1,5 +1,16 @@
 // All process launching, on Boost.Process v1 (the stable API in Boost 1.81; v2's bind_fd and
 // fd closing are broken there). See detail/launch.hpp.
+//
+// Workers are started with vfork, not fork (bp::posix::use_vfork). fork copies the parent's page
+// tables, and its cost grows with the parent's resident memory: on the development VM 0.1 ms
+// for a small parent, 2 ms once it held 35 MB, so a large HPC parent would pay tens of
+// milliseconds per worker. vfork shares the parent's memory until exec, and the child does
+// only async-signal-safe calls before it (child_setup). Boost.Process 1.81 has the vfork
+// executor but compiles it only when BOOST_POSIX_HAS_VFORK is set, which its config sets only
+// for pre-2008 POSIX feature levels (vfork left POSIX in 2008; glibc keeps it): set it here,
+// before any Boost.Process header.
+#define BOOST_POSIX_HAS_VFORK 1
+
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/throw_error.hpp>
 #include <procpool/detail/worker.hpp>
@@ -10,6 +21,7 @@
 #include <boost/process/env.hpp>
 #include <boost/process/exe.hpp>
 #include <boost/process/extend.hpp>
+#include <boost/process/posix.hpp>
 
 #include <cerrno>
 #include <climits>
@@ -107,14 +119,28 @@ std::string executable_path() {
     return path;
 }
 
-/// Runs in the child between fork and exec: only async-signal-safe calls.
+/// Runs in the child between vfork and exec: only async-signal-safe calls, no memory writes
+/// but to its own stack.
 struct child_setup {
     int pass_fd = -1; ///< passed on purpose, as descriptor 3
 
     template <class Executor>
     void operator()(Executor&) const {
-        // Close-on-exec every descriptor above stdio (Boost's own error pipe already is), so
-        // the worker inherits no file, socket or pipe of the parent.
+        // This runs in a vfork child, on the parent's memory: a signal caught before exec would
+        // run one of the parent's handlers on the parent's data. So every caught signal goes
+        // back to its default first (the child has its own handler table; exec would reset
+        // them anyway), as glibc's posix_spawn does.
+        for (int sig = 1; sig < NSIG; ++sig) {
+            struct sigaction action {};
+            if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler != SIG_DFL &&
+                action.sa_handler != SIG_IGN) {
+                action.sa_handler = SIG_DFL;
+                action.sa_flags = 0;
+                ::sigaction(sig, &action, nullptr);
+            }
+        }
+        // Close-on-exec every descriptor above stdio, so the worker inherits no file, socket
+        // or pipe of the parent.
         ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
         if (pass_fd == 3)
             ::fcntl(3, F_SETFD, 0);
@@ -137,7 +163,7 @@ child_process start_process(const std::vector<std::string>& args, int pass_fd) {
     try {
         p->child.emplace(bp::exe = executable(), bp::args = args,
                          bp::env[worker_environment_variable] = "1",
-                         bp::extend::on_exec_setup = child_setup{pass_fd});
+                         bp::extend::on_exec_setup = child_setup{pass_fd}, bp::posix::use_vfork);
     } catch (const std::exception& e) {
         throw error("procpool: cannot start worker process " + executable() + ": " + e.what());
     }
