@@ -8,7 +8,10 @@
 // only async-signal-safe calls before it (child_setup). Boost.Process 1.81 has the vfork
 // executor but compiles it only when BOOST_POSIX_HAS_VFORK is set, which its config sets only
 // for pre-2008 POSIX feature levels (vfork left POSIX in 2008; glibc keeps it): set it here,
-// before any Boost.Process header.
+// before any Boost.Process header. This is the only file that includes Boost.Process, so no
+// other translation unit sees its executor without the vfork members. On a failed exec,
+// Boost's vfork child writes the error code and a 13-character message into the parent's
+// executor: the string fits std::string's inline buffer, so the child never calls malloc.
 #define BOOST_POSIX_HAS_VFORK 1
 
 #include <procpool/detail/launch.hpp>
