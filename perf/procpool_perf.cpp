@@ -353,7 +353,6 @@ double advantage(const figure& ours, const figure& theirs) {
     return ours.higher_is_better ? ours.value / theirs.value : theirs.value / ours.value;
 }
 
-/// Runs the CPython peer with the same cases; returns its JSON objects.
 /// The peer script beside an installed procpool-perf (BINDIR/../share/procpool/peers), else
 /// the one in the source tree it was built from.
 std::string default_peer_script() {
@@ -386,6 +385,7 @@ int exec_mpi_build(char** argv) {
 }
 #endif
 
+/// Runs the CPython peer with the same cases; returns its JSON objects.
 std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
                                                  const std::vector<std::string>& scenarios) {
     std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
@@ -603,7 +603,8 @@ int main(int argc, char** argv) {
             bar.step(name);
             run([&](boost::json::object o) {
                 o.emplace("impl", "procpool");
-                if (!o.contains("context") && name != "serial_loop")
+                // startup, respawn and idle start their own pools, whatever --context says.
+                if (name != "serial_loop" && !spawn_only(name))
                     o.emplace("context", s.context);
                 if (!o.contains("processes"))
                     o.emplace("processes", s.processes);

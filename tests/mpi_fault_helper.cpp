@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
                     pool.apply(end_rank, 7));
         std::fflush(stdout);
         auto doomed = pool.apply_async(end_rank, how);
-        doomed.wait(std::chrono::seconds(60));
-        std::printf("survived: %d\n", doomed.get());
+        std::printf("survived: %d\n", doomed.get(std::chrono::seconds(60)));
         return 0;
     } catch (const std::exception& e) {
         std::printf("error: %s\n", e.what());

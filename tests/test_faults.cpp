@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(an_executable_that_cannot_start_fails_with_a_clear_error) {
     std::filesystem::remove_all(dir);
 }
 
-BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_within_a_second) {
+BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_before_its_task_ends) {
     // Orphans are reparented here, so they can be reaped rather than left as zombies.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     for (const char* context : contexts)
@@ -302,8 +302,10 @@ BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_within_a_seco
             h.kill_now();
             const auto killed = clock_type::now();
             std::vector<int> left = children;
-            // Bounded: the watchdogs react to the parent's death, not to a timer.
-            while (!left.empty() && clock_type::now() - killed < 1s) {
+            // The workers are 300 s into announce_and_sleep: only their watchdogs, which react
+            // to the parent's death, end them within this bound (no timing is asserted: the
+            // time taken is only reported).
+            while (!left.empty() && clock_type::now() - killed < patience / 2) {
                 std::erase_if(left, exited);
                 if (!left.empty())
                     std::this_thread::sleep_for(2ms);
@@ -311,7 +313,7 @@ BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_within_a_seco
             const auto took = std::chrono::duration<double, std::milli>(clock_type::now() - killed);
             BOOST_TEST_MESSAGE(context << ": every child exited " << took.count()
                                        << " ms after the parent's SIGKILL");
-            BOOST_TEST(left.empty(), "still running after 1 s: " << left.size());
+            BOOST_TEST(left.empty(), "still running: " << left.size());
             for (int pid : left) // do not leak them into other tests
                 ::kill(pid, SIGKILL);
             BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));

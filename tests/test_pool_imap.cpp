@@ -142,11 +142,12 @@ BOOST_AUTO_TEST_CASE(imap_over_an_infinite_input_can_be_left_early) {
 BOOST_AUTO_TEST_CASE(destroying_an_unfinished_imap_result_with_slow_tasks_is_prompt) {
     procpool::pool pool(test_options(2));
     {
-        auto result = pool.imap(sleep_ms, std::vector<int>(1000, 30));
-        BOOST_TEST(result.next(patience).value() == 30);
+        auto result = pool.imap(sleep_ms, std::vector<int>(1000, 200));
+        BOOST_TEST(result.next(patience).value() == 200);
     }
-    // Only the few chunks already submitted still run: 1000 * 30 ms would be 15 s.
-    BOOST_TEST(pool.apply(square, 12) == 144);
+    // Only the few chunks already submitted still run: all of them, 1000 * 200 ms on 2
+    // workers, would take 100 s, past the bound of bounded_get.
+    BOOST_TEST(bounded_get(pool.apply_async(square, 12)) == 144);
 }
 
 BOOST_AUTO_TEST_CASE(next_with_timeout_throws_timeout_error_and_the_iteration_goes_on) {
@@ -280,6 +281,18 @@ BOOST_AUTO_TEST_CASE(imap_accepts_an_lvalue_of_a_move_only_view) {
     BOOST_TEST(drain(by_reference) == (std::vector<int>{0, 9, 36, 81}));
     auto moved_in = pool.imap_unordered(square, std::move(owning));
     BOOST_TEST(drain(moved_in).size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(imap_over_a_const_rvalue_keeps_its_own_copy) {
+    procpool::pool pool(test_options(2));
+    auto result = [&] {
+        const auto input = iota_vector(5000);
+        return pool.imap(square, std::move(input)); // a const rvalue: cannot be moved from
+    }();
+    // The original is gone; memory it used may be reused by now.
+    const std::vector<int> reuse(5000, -1);
+    BOOST_TEST(drain(result) == squares(5000));
+    BOOST_TEST(reuse.front() == -1);
 }
 
 BOOST_AUTO_TEST_CASE(results_of_a_few_mib_each_travel_through_imap_intact) {

@@ -50,13 +50,7 @@ public:
             if (left_ > 0) {
                 --left_;
                 try {
-                    T value;
-                    try {
-                        decoder_->read(value);
-                    } catch (const std::exception& e) {
-                        throw_decode_error(e.what());
-                    }
-                    return value;
+                    return detail::decode_value<T>(*decoder_);
                 } catch (...) {
                     finish(); // the rest of the chunk cannot be found
                     throw;

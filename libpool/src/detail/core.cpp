@@ -24,12 +24,10 @@
 #include <procpool/errors.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -168,6 +166,8 @@ pool_core::impl::impl(const pool_options& options) {
     if (std::getenv(worker_environment_variable) != nullptr)
         throw state_error("procpool: this process was started as a pool worker but reached a "
                           "pool constructor; call procpool::init(argc, argv) first in main()");
+    if (options.processes && *options.processes == 0)
+        throw std::invalid_argument("procpool::pool: processes must be at least 1");
     if (options.maxtasksperchild && *options.maxtasksperchild == 0)
         throw std::invalid_argument("procpool::pool: maxtasksperchild must be at least 1");
     max_tasks_ = options.maxtasksperchild.value_or(0);

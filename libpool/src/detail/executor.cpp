@@ -18,7 +18,26 @@ void fail(result_header& result, std::vector<char>& output, const char* message)
     append_pool_error(output, message);
 }
 
+/// The result header that answers `task`, before the outcome is known.
+result_header answer_to(const task_header& task) {
+    result_header result;
+    result.task_id = task.task_id;
+    result.kind =
+        task.kind == frame_kind::initializer ? frame_kind::initializer_done : frame_kind::result;
+    return result;
+}
+
 } // namespace
+
+std::vector<char> refused_result(std::span<const std::byte> frame, const char* message) {
+    task_header task;
+    std::memcpy(&task, frame.data(), sizeof task); // callers pass whole task frames
+    result_header result = answer_to(task);
+    std::vector<char> output(sizeof result); // the header is written last
+    fail(result, output, message);
+    std::memcpy(output.data(), &result, sizeof result);
+    return output;
+}
 
 result_header frame_executor::run(std::span<const std::byte> frame, std::vector<char>& output,
                                   function_ref<void(std::uint64_t)> starting) {
@@ -33,9 +52,7 @@ result_header frame_executor::run(std::span<const std::byte> frame, std::vector<
         fail(result, output, "procpool: a worker received a malformed task frame");
     } else {
         task = read_pod<task_header>(bytes);
-        result.task_id = task.task_id;
-        result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
-                                                           : frame_kind::result;
+        result = answer_to(task);
         starting(task.task_id);
         execute(task, bytes.subspan(sizeof task), result, output);
     }

@@ -34,4 +34,8 @@ private:
     const void* function_ = nullptr;
 };
 
+/// The result frame of a task frame that is not run (a transport cannot carry it): a
+/// procpool::error with `message`, as frame_executor::run writes for a frame it cannot run.
+std::vector<char> refused_result(std::span<const std::byte> frame, const char* message);
+
 } // namespace procpool::detail

@@ -65,12 +65,17 @@ void imap_channel::top_up(std::size_t limit) noexcept {
         return;
     bool end = false;
     std::exception_ptr error;
+    const std::shared_ptr<result_sink> self = shared_from_this();
+    const std::shared_ptr<pool_core> core = core_.lock();
     while (!end && outstanding < limit) {
         std::vector<outgoing_chunk> batch;
+        std::size_t frame_bytes = 0;
         while (outstanding + batch.size() < limit && batch.size() < rest_batch) {
-            encoded_chunk chunk = source_->next_chunk();
-            if (!chunk.frame.empty())
-                batch.push_back({std::move(chunk.frame), shared_from_this(), 0});
+            encoded_chunk chunk = source_->next_chunk(core.get());
+            if (!chunk.frame.empty()) {
+                frame_bytes += chunk.frame.size();
+                batch.push_back({std::move(chunk.frame), self, next_index + batch.size()});
+            }
             if (chunk.end) {
                 end = true;
                 error = chunk.error;
@@ -79,14 +84,8 @@ void imap_channel::top_up(std::size_t limit) noexcept {
         }
         if (batch.empty())
             break;
-        for (std::size_t i = 0; i < batch.size(); ++i)
-            batch[i].index = next_index + i;
         const std::size_t count = batch.size();
-        std::size_t frame_bytes = 0;
-        for (const outgoing_chunk& c : batch)
-            frame_bytes += c.frame.size();
         try {
-            auto core = core_.lock();
             if (!core)
                 throw state_error("procpool: pool not running");
             core->submit(std::move(batch), true);
@@ -144,13 +143,14 @@ imap_channel::next(const std::chrono::steady_clock::time_point* deadline) {
             chunk.error = std::exchange(input_error_, nullptr);
             return chunk;
         }
-        if (deadline == nullptr) {
-            arrived_.wait(lock);
-        } else if (arrived_.wait_until(lock, *deadline) == std::cv_status::timeout) {
+        const auto ready = [this] {
             const bool any = ordered_ ? completed_.count(delivered_) != 0 : !completed_.empty();
-            if (!any && !(input_done_ && delivered_ == submitted_))
-                throw timeout_error("procpool: imap_result::next: no result within the timeout");
-        }
+            return any || (input_done_ && delivered_ == submitted_);
+        };
+        if (deadline == nullptr)
+            arrived_.wait(lock, ready);
+        else if (!arrived_.wait_until(lock, *deadline, ready))
+            throw timeout_error("procpool: imap_result::next: no result within the timeout");
     }
 }
 
@@ -165,20 +165,22 @@ void imap_channel::abandon() noexcept {
 }
 
 void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept {
+    // Copied before taking the lock, which the consumer waits on: a chunk of an abandoned imap
+    // is copied for nothing, a rare waste.
+    imap_chunk chunk;
+    try {
+        chunk.results.assign(outcome.results.begin(), outcome.results.end());
+        chunk.ok_count = outcome.ok_count;
+        chunk.error = outcome.error;
+    } catch (...) {
+        chunk.results.clear();
+        chunk.ok_count = 0;
+        chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
+    }
     {
         std::lock_guard lock(mutex_);
         if (abandoned_)
             return;
-        imap_chunk chunk;
-        try {
-            chunk.results.assign(outcome.results.begin(), outcome.results.end());
-            chunk.ok_count = outcome.ok_count;
-            chunk.error = outcome.error;
-        } catch (...) {
-            chunk.results.clear();
-            chunk.ok_count = 0;
-            chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
-        }
         if (outcome.exec_ns != 0) {
             const double ns = static_cast<double>(outcome.exec_ns);
             const double bytes = static_cast<double>(outcome.results.size());

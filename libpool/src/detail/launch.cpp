@@ -161,7 +161,6 @@ const std::string& executable() {
 }
 
 child_process start_process(const std::vector<std::string>& args, int pass_fd) {
-    child_process process;
     auto p = std::make_unique<child_process::impl>();
     try {
         p->child.emplace(bp::exe = executable(), bp::args = args,

@@ -170,8 +170,6 @@ public:
         }) {
         const std::size_t n =
             options.processes.value_or(std::max(1u, std::thread::hardware_concurrency()));
-        if (n == 0)
-            throw std::invalid_argument("procpool::pool: processes must be at least 1");
         if (n > 4096)
             throw std::invalid_argument("procpool::pool: processes must be at most 4096");
         supervisor_.use_forkserver(options.method == start_method::forkserver);

@@ -21,8 +21,6 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 namespace procpool::detail {

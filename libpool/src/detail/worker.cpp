@@ -60,7 +60,6 @@ class worker {
 public:
     worker(segment seg, unsigned index)
         : seg_(std::move(seg))
-        , index_(index)
         , slot_(seg_.slot(index))
         , inbox_(seg_.inbox_consumer(index))
         , outbox_(seg_.outbox_producer(index))
@@ -140,7 +139,6 @@ private:
     }
 
     segment seg_;
-    unsigned index_;
     worker_slot& slot_;
     ring_consumer inbox_;
     ring_producer outbox_;

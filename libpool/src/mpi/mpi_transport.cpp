@@ -203,7 +203,7 @@ std::uint64_t receive_u64(const mpi::communicator& world, int tag) {
             epoch = receive_u64(world, tag_begin);
             break;
         case tag_cancel:
-            cancelled = std::max(cancelled, receive_u64(world, tag_cancel));
+            check_cancel();
             break;
         case tag_frame: {
             input.resize(static_cast<std::size_t>(s.count<char>().value_or(0)));
@@ -295,8 +295,6 @@ public:
             throw std::invalid_argument("procpool::pool: maxtasksperchild cannot be used with "
                                         "the \"mpi\" context: MPI ranks are not respawned");
         const std::size_t n = options.processes.value_or(ranks);
-        if (n == 0)
-            throw std::invalid_argument("procpool::pool: processes must be at least 1");
         if (n > ranks)
             throw std::invalid_argument("procpool::pool: processes = " + std::to_string(n) +
                                         " asks for more workers than the MPI job has: mpirun -np " +
@@ -476,19 +474,9 @@ private:
 
     /// The result frame of a task frame over MPI's 2 GiB message limit.
     static std::vector<char> refusal(std::span<const std::byte> frame) {
-        task_header task;
-        std::memcpy(&task, frame.data(), sizeof task);
-        result_header result;
-        result.task_id = task.task_id;
-        result.kind = task.kind == frame_kind::initializer ? frame_kind::initializer_done
-                                                           : frame_kind::result;
-        result.failed = 1;
-        std::vector<char> out(sizeof result); // the header is written last
-        append_pool_error(out, ("procpool: a task frame of " + std::to_string(frame.size()) +
-                                " bytes is over MPI's message limit of 2 GiB")
-                                   .c_str());
-        std::memcpy(out.data(), &result, sizeof result);
-        return out;
+        return refused_result(frame, ("procpool: a task frame of " + std::to_string(frame.size()) +
+                                      " bytes is over MPI's message limit of 2 GiB")
+                                         .c_str());
     }
 
     job* job_;

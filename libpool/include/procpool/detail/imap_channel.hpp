@@ -42,7 +42,8 @@ struct encoded_chunk {
 class imap_source {
 public:
     virtual ~imap_source() = default;
-    virtual encoded_chunk next_chunk() noexcept = 0;
+    /// Encodes the next chunk, into a buffer of `core` (when not null) that it has to reuse.
+    virtual encoded_chunk next_chunk(pool_core* core) noexcept = 0;
 };
 
 /// A finished chunk as the consumer receives it.

@@ -86,14 +86,38 @@ private:
     std::size_t limit_ = 0;
 };
 
+/// The encoding loop of map, starmap and imap: adds items from `it` to `encoder`, which it
+/// starts on take_buffer() (storage to reuse: pool_core::take_frame_buffer) if it is empty,
+/// until the encoder holds `chunksize` items or the input ends. On an exception, `encoder`
+/// keeps the items added before it.
+template <bool Star, class F, class Item, class It, class End, class TakeBuffer>
+void fill_chunk(std::optional<frame_encoder<F, Item, Star>>& encoder, const F& f, It& it,
+                const End& end, std::size_t chunksize, TakeBuffer&& take_buffer) {
+    for (; it != end && (!encoder || encoder->size() < chunksize); ++it) {
+        // Binds directly for real elements, materialises a proxy or a prvalue once.
+        const Item& item = *it;
+        if (!encoder)
+            encoder.emplace(f, frame_kind::task, take_buffer());
+        encoder->add(item);
+    }
+}
+
 /// How an imap holds the user's range: a reference to an lvalue (even one of a move-only view,
-/// which std::views::all refuses), the object itself for an rvalue.
+/// which std::views::all refuses), the object itself for an rvalue, and a copy of a const
+/// rvalue (which std::views::all refuses too: it can be neither moved from nor referred to).
 template <class Range>
 auto hold_range(Range&& range) {
-    if constexpr (std::ranges::viewable_range<Range>)
+    using object = std::remove_cvref_t<Range>;
+    if constexpr (std::ranges::viewable_range<Range>) {
         return std::views::all(std::forward<Range>(range));
-    else
+    } else if constexpr (std::is_lvalue_reference_v<Range>) {
         return std::ranges::ref_view(range);
+    } else {
+        static_assert(std::copy_constructible<object>,
+                      "procpool: imap over a const rvalue keeps a copy of it: the range must be "
+                      "copyable (or pass it as an lvalue or a non-const rvalue)");
+        return std::ranges::owning_view(object(range));
+    }
 }
 
 /// An imap's input: a view of the user's range (a reference to an lvalue, the object itself for
@@ -108,21 +132,16 @@ public:
         , view_(std::move(view))
         , chunksize_(chunksize) {}
 
-    encoded_chunk next_chunk() noexcept override {
+    encoded_chunk next_chunk(pool_core* core) noexcept override {
         encoded_chunk chunk;
         std::optional<frame_encoder<F, item_type, false>> encoder;
         try {
             if (!position_)
                 position_.emplace(std::ranges::begin(view_));
             auto& it = *position_;
-            while ((!encoder || encoder->size() < chunksize_) && it != std::ranges::end(view_)) {
-                // Binds directly for real elements, materialises a proxy or a prvalue once.
-                const item_type& item = *it;
-                if (!encoder)
-                    encoder.emplace(f_, frame_kind::task);
-                encoder->add(item);
-                ++it;
-            }
+            fill_chunk<false>(encoder, f_, it, std::ranges::end(view_), chunksize_, [core] {
+                return core ? core->take_frame_buffer() : std::vector<char>{};
+            });
             chunk.end = it == std::ranges::end(view_);
         } catch (...) {
             chunk.error = std::current_exception();
@@ -202,32 +221,29 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
             submitted += n;
             frames.clear();
         };
-        std::optional<detail::frame_encoder<F, item_type, Star>> encoder;
-        for (auto&& element : range) {
-            // Binds directly for real elements, materialises a proxy (vector<bool>) once.
-            const item_type& item = element;
-            if (!encoder)
-                encoder.emplace(f, detail::frame_kind::task, core_->take_frame_buffer());
-            encoder->add(item);
-            if (encoder->size() == chunksize) {
-                frames.push_back(std::move(*encoder).finish());
-                encoder.reset();
-                switch (pacer.encoded(frames.back().size(),
-                                      submitted + frames.size() - state->completed())) {
-                case detail::chunk_pacer::go_on:
-                    break;
-                case detail::chunk_pacer::submit:
-                    flush();
-                    break;
-                case detail::chunk_pacer::submit_and_wait:
-                    flush();
-                    state->wait_completed(submitted - pacer.resume_below());
-                    break;
-                }
+        auto it = std::ranges::begin(range);
+        const auto end = std::ranges::end(range);
+        while (it != end) {
+            std::optional<detail::frame_encoder<F, item_type, Star>> encoder;
+            detail::fill_chunk<Star>(encoder, f, it, end, chunksize,
+                                     [this] { return core_->take_frame_buffer(); });
+            const bool full = encoder->size() == chunksize;
+            frames.push_back(std::move(*encoder).finish());
+            if (!full)
+                break; // the input ended: its last, shorter chunk
+            switch (pacer.encoded(frames.back().size(),
+                                  submitted + frames.size() - state->completed())) {
+            case detail::chunk_pacer::go_on:
+                break;
+            case detail::chunk_pacer::submit:
+                flush();
+                break;
+            case detail::chunk_pacer::submit_and_wait:
+                flush();
+                state->wait_completed(submitted - pacer.resume_below());
+                break;
             }
         }
-        if (encoder)
-            frames.push_back(std::move(*encoder).finish());
         if (!frames.empty() || submitted == 0)
             flush(); // with no chunk at all, still checks that the pool takes work
         state->finish_if_empty();

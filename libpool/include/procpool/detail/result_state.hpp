@@ -39,6 +39,18 @@ public:
 /// Throws serialization_error for a result that could not be decoded.
 [[noreturn]] void throw_decode_error(const char* what);
 
+/// Reads one result value; a failure is rethrown by throw_decode_error.
+template <class T, class Decoder>
+T decode_value(Decoder& decoder) {
+    T value; // through a local: std::vector<bool> has no element to load into
+    try {
+        decoder.read(value);
+    } catch (const std::exception& e) {
+        throw_decode_error(e.what());
+    }
+    return value;
+}
+
 /// A placeholder for "no callback".
 struct no_callback {
     template <class... Ts>
@@ -129,8 +141,6 @@ protected:
         publish();
     }
 
-    bool finished() const noexcept { return ready(); }
-
 private:
     void publish() noexcept {
         {
@@ -176,13 +186,7 @@ public:
         } else {
             try {
                 value_decoder<R> decoder(outcome.results);
-                R value;
-                try {
-                    decoder.read(value);
-                } catch (const std::exception& e) {
-                    throw_decode_error(e.what());
-                }
-                this->finish_value(std::move(value));
+                this->finish_value(decode_value<R>(decoder));
             } catch (...) {
                 this->finish_error(std::current_exception());
             }
@@ -202,7 +206,7 @@ public:
 
     /// Completes an empty job at once (callbacks set first; no chunk will ever arrive).
     void finish_if_empty() noexcept {
-        if (remaining_ == 0 && !this->finished())
+        if (remaining_ == 0 && !this->ready())
             this->finish_value(std::move(values_));
     }
 
@@ -214,7 +218,7 @@ public:
     /// pool fails the chunks it cannot run), so this returns once n were submitted.
     void wait_completed(std::size_t n) {
         std::unique_lock lock(progress_mutex_);
-        // seq_cst, with the one in count_completed: either this sees the count, or the
+        // seq_cst, with the one in complete_chunk: either this sees the count, or the
         // completing thread sees the waiter and notifies under the mutex.
         waiting_.store(true);
         progress_.wait(lock, [&] { return completed_.load() >= n; });
@@ -232,22 +236,14 @@ public:
 
 private:
     void deliver(std::size_t chunk, const chunk_outcome& outcome) noexcept {
-        if (this->finished())
+        if (this->ready())
             return;
         if (outcome.ok_count > 0) {
             try {
                 value_decoder<R> decoder(outcome.results);
                 const std::size_t first = chunk * chunksize_;
-                for (std::uint64_t i = 0; i < outcome.ok_count; ++i) {
-                    // Through a local: std::vector<bool> has no element to load into.
-                    R value;
-                    try {
-                        decoder.read(value);
-                    } catch (const std::exception& e) {
-                        throw_decode_error(e.what());
-                    }
-                    values_.at(first + i) = std::move(value);
-                }
+                for (std::uint64_t i = 0; i < outcome.ok_count; ++i)
+                    values_.at(first + i) = decode_value<R>(decoder);
             } catch (...) {
                 this->finish_error(std::current_exception());
                 return;
