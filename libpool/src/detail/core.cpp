@@ -136,6 +136,7 @@ private:
     std::vector<worker_exit> exits_;
     std::map<std::uint64_t, std::weak_ptr<stream_input>> streams_; // open imap inputs
     std::uint64_t next_stream_id_ = 1;
+    bool workers_ended_ = false; // end_threads() reached the transport's shutdown
     /// Set (under mutex_) whenever something above changed; the io thread clears it.
     std::atomic<bool> wakeup_{false};
 
@@ -295,17 +296,20 @@ void pool_core::impl::join() {
 void pool_core::impl::end_threads() {
     if (io_thread_.joinable())
         io_thread_.join();
+    {
+        // worker_pids() asks the transport under mutex_: none is in flight past this point.
+        std::lock_guard lock(mutex_);
+        workers_ended_ = true;
+    }
     transport_->shutdown();
     drop_spares();
 }
 
 std::vector<int> pool_core::impl::worker_pids() const {
-    {
-        std::lock_guard lock(mutex_);
-        if (state_ == run_state::terminating || state_ == run_state::failed)
-            return {};
-    }
-    return transport_->pids();
+    std::lock_guard lock(mutex_);
+    if (workers_ended_ || state_ == run_state::terminating || state_ == run_state::failed)
+        return {};
+    return transport_->pids(); // under the lock: end_threads() shuts the transport down after
 }
 
 // ---- the io thread ----

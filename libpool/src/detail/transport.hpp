@@ -7,8 +7,10 @@
 //   shm_transport (shm_transport.cpp)   child processes and ring buffers in a shared segment
 //   mpi_transport (libpool/src/mpi/)    the ranks of an mpirun job, through Boost.MPI
 //
-// Every call comes from the io thread, except wake() and the constructor's on_exit callback,
-// which may come from any thread.
+// Threads: the constructor and start() of the first workers run on the thread that builds the
+// pool; then every call comes from the io thread, except wake() and the on_exit callback (any
+// thread), pids() (a caller, under the core's mutex, never during or after shutdown()), and
+// shutdown(), made by the thread that ends the pool once the io thread has been joined.
 #pragma once
 
 #include "function_ref.hpp"
