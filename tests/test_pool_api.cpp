@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <list>
-#include <numeric>
 #include <ranges>
 #include <thread>
 

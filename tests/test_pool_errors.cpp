@@ -6,7 +6,6 @@
 #include "tasks.hpp"
 
 #include <csignal>
-#include <numeric>
 
 using namespace tasks;
 
@@ -74,8 +73,7 @@ BOOST_AUTO_TEST_CASE(a_thrown_non_exception_becomes_remote_error_naming_its_type
 
 BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays_usable) {
     procpool::pool pool(test_options(2));
-    std::vector<int> input(20);
-    std::iota(input.begin(), input.end(), 0);
+    const auto input = iota_vector(20);
     for (std::size_t chunksize : {1u, 4u, 20u})
         BOOST_TEST_CONTEXT("chunksize " << chunksize) {
             BOOST_CHECK_THROW(pool.map(fail_on_five, input, chunksize), std::out_of_range);

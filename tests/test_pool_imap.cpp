@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <list>
-#include <numeric>
 #include <ranges>
 #include <set>
 #include <sstream>

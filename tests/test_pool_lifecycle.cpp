@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <numeric>
 #include <set>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -284,11 +283,8 @@ BOOST_AUTO_TEST_CASE(maxtasksperchild_counts_chunks_as_python_does_and_results_a
         BOOST_TEST(chunks <= 2, "worker " << pid << " ran " << chunks << " chunks");
     BOOST_TEST(chunks_per_pid.size() >= 6u);
 
-    std::vector<int> input(300);
-    std::iota(input.begin(), input.end(), 0);
-    std::vector<int> expected;
-    for (int x : input)
-        expected.push_back(x * x);
+    const auto input = iota_vector(300);
+    const auto expected = squares(300);
     BOOST_TEST(pool.map(square, input, 1) == expected);
     BOOST_TEST(pool.map(square, input, 7) == expected);
     std::vector<int> streamed;
