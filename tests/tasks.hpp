@@ -62,6 +62,13 @@ inline int sleep_ms(int ms) {
 inline std::vector<char> identity(std::vector<char> v) {
     return v;
 }
+/// identity, but throws for an item that starts with 'X'.
+inline std::vector<char> identity_unless_marked(std::vector<char> v) {
+    if (!v.empty() && v[0] == 'X')
+        throw std::runtime_error("marked item of " + std::to_string(v.size()) + " bytes");
+    return v;
+}
+
 inline void nothing(int) {}
 
 /// Throws a standard exception chosen by `kind`, with message "kind <kind>".

@@ -155,6 +155,59 @@ BOOST_AUTO_TEST_CASE(maps_of_large_items_of_changing_sizes_return_each_item_inta
     }
 }
 
+namespace {
+/// `count` items of `kib` KiB, each filled with a pattern of its own.
+std::vector<std::vector<char>> patterned_items(int count, std::size_t kib, int seed) {
+    std::vector<std::vector<char>> items;
+    for (int i = 0; i < count; ++i) {
+        std::vector<char> item(kib << 10);
+        for (std::size_t j = 0; j < item.size(); j += 61)
+            item[j] = static_cast<char>(seed * 7 + i * 13 + j);
+        items.push_back(std::move(item));
+    }
+    return items;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(large_results_are_intact_whichever_thread_decodes_them) {
+    // Results of 256 KiB and more are handed to a thread waiting for them (get(), wait(timeout),
+    // a blocking map) while it is idle, and decoded by the io thread otherwise; callbacks
+    // always get them from the io thread.
+    procpool::pool pool(test_options(2));
+    const auto input = patterned_items(16, 600, 1);
+    BOOST_TEST((bounded_get(pool.map_async(identity, input, 1)) == input));
+    BOOST_TEST((bounded_get(pool.map_async(identity, input, 3)) == input));
+
+    auto polled = pool.map_async(identity, input, 1);
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    while (!polled.wait(std::chrono::milliseconds(1)) &&
+           std::chrono::steady_clock::now() < deadline) {
+    }
+    BOOST_REQUIRE(polled.ready());
+    BOOST_TEST((polled.get() == input));
+
+    std::vector<std::vector<char>> seen;
+    auto with_callback = pool.map_async(identity, input, 1,
+                                        [&](const std::vector<std::vector<char>>& r) { seen = r; });
+    BOOST_TEST((bounded_get(with_callback) == input));
+    BOOST_TEST((seen == input));
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_item_among_large_results_fails_the_map_and_the_pool_goes_on) {
+    procpool::pool pool(test_options(2));
+    auto input = patterned_items(20, 400, 2);
+    input[13][0] = 'X';
+    BOOST_CHECK_EXCEPTION(pool.map(identity_unless_marked, input, 1), std::runtime_error,
+                          [](const std::runtime_error& e) {
+                              return std::string(e.what()).find("marked item of 409600 bytes") !=
+                                     std::string::npos;
+                          });
+    BOOST_CHECK_THROW(bounded_get(pool.map_async(identity_unless_marked, input, 2)),
+                      std::runtime_error);
+    input[13][0] = 'x';
+    BOOST_TEST((pool.map(identity_unless_marked, input, 1) == input));
+}
+
 BOOST_AUTO_TEST_CASE(map_over_empty_input_returns_an_empty_vector) {
     procpool::pool pool(test_options(2));
     BOOST_TEST(pool.map(square, std::vector<int>{}).empty());

@@ -147,16 +147,13 @@ private:
     double mean_chunk_ns_ = 0;
     int start_failures_ = 0;
 
-    // Frame buffers of completed chunks, for callers to encode into (take_frame_buffer): the
-    // io thread adds, callers take, both under spare_mutex_; spare_count_ lets a caller with
-    // nothing to take skip the lock.
-    void recycle(std::vector<char>&& frame);
-    void drop_spares() noexcept;
-    std::mutex spare_mutex_;
-    std::vector<std::vector<char>> spares_;
-    std::size_t spare_bytes_ = 0;
-    std::atomic<std::size_t> spare_count_{0};
-    std::atomic<bool> keep_spares_{true}; // false once no caller can submit: close, terminate
+    // Frame buffers of completed chunks, for callers to encode into (take_frame_buffer) and for
+    // handing results to waiting callers (chunk_outcome::spares). At most 4 per worker (a paced
+    // map keeps 2 to 8 per worker outstanding) and 64 MiB in all, about what glibc's malloc may
+    // itself keep of freed memory; close(), terminate() and join() let them go. They are not let
+    // go when the pool merely runs out of work: a map of 16 MiB items often does, between
+    // chunks, while the caller encodes the next one.
+    std::shared_ptr<frame_spares> spares_;
 
     std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
     std::unique_ptr<transport> transport_; // after what its on_exit callback touches
@@ -187,6 +184,7 @@ pool_core::impl::impl(const pool_options& options) {
     transport_ = make_transport(std::move(how));
     processes_ = transport_->size();
 
+    spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20);
     workers_.resize(processes_);
     for (std::uint32_t i = 0; i < processes_; ++i) {
         workers_[i].index = i;
@@ -259,8 +257,7 @@ void pool_core::impl::close() {
         wakeup_.store(true, std::memory_order_release);
     }
     transport_->wake();
-    keep_spares_.store(false, std::memory_order_relaxed);
-    drop_spares();
+    spares_->stop();
 }
 
 void pool_core::impl::terminate() {
@@ -302,7 +299,7 @@ void pool_core::impl::end_threads() {
         workers_ended_ = true;
     }
     transport_->shutdown();
-    drop_spares();
+    spares_->stop();
 }
 
 std::vector<int> pool_core::impl::worker_pids() const {
@@ -488,54 +485,13 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     --w.sent;
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
     mean_chunk_ns_ = mean_chunk_ns_ == 0 ? ns : 0.9 * mean_chunk_ns_ + 0.1 * ns;
+    outcome.spares = spares_.get();
     d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-    recycle(std::move(d.chunk.frame));
-}
-
-// Only frames of at least 64 KiB are kept: smaller ones come from malloc's free lists, already
-// in memory. At most 4 per worker (a paced map keeps 2 to 8 per worker outstanding) and 64 MiB
-// in all, about what glibc's malloc may itself keep of freed memory; close(), terminate() and
-// join() let them go. They are not let go when the pool merely runs out of work: a map of
-// 16 MiB items often does, between chunks, while the caller encodes the next one.
-void pool_core::impl::recycle(std::vector<char>&& frame) {
-    constexpr std::size_t min_bytes = std::size_t{64} << 10;
-    constexpr std::size_t max_bytes = std::size_t{64} << 20;
-    const std::size_t bytes = frame.capacity();
-    // relaxed: a hint; a frame kept after close() is let go at the latest by end_threads().
-    if (bytes < min_bytes || !keep_spares_.load(std::memory_order_relaxed))
-        return;
-    std::lock_guard lock(spare_mutex_);
-    if (spares_.size() >= 4 * workers_.size() || spare_bytes_ + bytes > max_bytes)
-        return;
-    spares_.push_back(std::move(frame));
-    spare_bytes_ += bytes;
-    // relaxed: a hint; the mutex orders the buffer itself.
-    spare_count_.store(spares_.size(), std::memory_order_relaxed);
-}
-
-void pool_core::impl::drop_spares() noexcept {
-    if (spare_count_.load(std::memory_order_relaxed) == 0)
-        return;
-    std::vector<std::vector<char>> dropped;
-    {
-        std::lock_guard lock(spare_mutex_);
-        dropped.swap(spares_);
-        spare_bytes_ = 0;
-        spare_count_.store(0, std::memory_order_relaxed);
-    }
+    spares_->give(std::move(d.chunk.frame));
 }
 
 std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
-    if (spare_count_.load(std::memory_order_relaxed) == 0)
-        return {};
-    std::lock_guard lock(spare_mutex_);
-    if (spares_.empty())
-        return {};
-    std::vector<char> buffer = std::move(spares_.back());
-    spares_.pop_back();
-    spare_bytes_ -= buffer.capacity();
-    spare_count_.store(spares_.size(), std::memory_order_relaxed);
-    return buffer;
+    return spares_->take();
 }
 
 std::size_t pool_core::impl::window() const noexcept {
