@@ -252,7 +252,7 @@ public:
     /// completes (the pool fails the chunks it cannot run), so this returns once n were
     /// submitted.
     void wait_completed(std::size_t n) {
-        help_until([&] { return completed_.load() >= n; },
+        help_until([&] { return completed_.load() >= n; }, true,
                    std::chrono::steady_clock::time_point::max());
     }
 
@@ -267,7 +267,7 @@ protected:
     bool wait_until(std::chrono::steady_clock::time_point deadline) const override {
         // Waiting is const to callers; helping completes the state, which is synchronised.
         auto* self = const_cast<vector_result*>(this);
-        return self->help_until([self] { return self->ready(); }, deadline);
+        return self->help_until([self] { return self->ready(); }, false, deadline);
     }
 
 private:
@@ -298,6 +298,7 @@ private:
                 return false;
             ++promised_; // the waiter stays until it arrives
         }
+        handed_any_.store(true, std::memory_order_relaxed);
         std::vector<char> bytes = outcome.spares->take(outcome.results.size());
         const bool copied = bytes.capacity() >= outcome.results.size();
         if (copied)
@@ -322,13 +323,16 @@ private:
     }
 
     /// Blocks until `done()` or `deadline`, decoding what the io thread hands over meanwhile;
-    /// never leaves work handed to it. Returns done().
+    /// never leaves work handed to it. Returns done(). `counting`: done() is about the count of
+    /// completed chunks, so every completion must wake this thread; otherwise it is about the
+    /// whole result, and only its end (finished()) or a hand-over does.
     template <class Done>
-    bool help_until(Done done, std::chrono::steady_clock::time_point deadline) {
+    bool help_until(Done done, bool counting, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(progress_mutex_);
         // seq_cst, with the one in count_completed: either this thread sees the count, or the
         // completing thread sees the waiter and notifies under the mutex.
-        waiters_.fetch_add(1);
+        if (counting)
+            count_waiters_.fetch_add(1);
         bool timed_out = false;
         for (;;) {
             if (!handed_.empty()) {
@@ -350,16 +354,25 @@ private:
                 timed_out = progress_.wait_until(lock, deadline) == std::cv_status::timeout;
             idle_helpers_.fetch_sub(1, std::memory_order_relaxed);
         }
-        waiters_.fetch_sub(1);
+        if (counting)
+            count_waiters_.fetch_sub(1);
         return done();
     }
 
+    /// Wakes whoever waits for a count of completed chunks. Those waiting for the whole result
+    /// are woken once, by finished(), not at every chunk.
     void count_completed() noexcept {
         completed_.fetch_add(1);
-        if (waiters_.load() > 0) {
+        if (count_waiters_.load() > 0) {
             std::lock_guard lock(progress_mutex_);
             progress_.notify_all();
         }
+    }
+
+    /// The result is decided: wakes every waiter.
+    void finished() noexcept {
+        std::lock_guard lock(progress_mutex_);
+        progress_.notify_all();
     }
 
     /// Decodes a chunk's results into place, then completes the result when it was the last
@@ -379,26 +392,35 @@ private:
                 failure = std::current_exception();
             }
         }
-        std::lock_guard lock(decide_mutex_);
-        if (this->ready())
-            return;
+        // Only after a hand-over can two threads deliver at once; until then the io thread,
+        // the only one, skips the lock (it set handed_any_ itself, before its first).
+        std::unique_lock<std::mutex> lock;
+        if (handed_any_.load(std::memory_order_relaxed)) {
+            lock = std::unique_lock(decide_mutex_);
+            if (this->ready())
+                return;
+        }
         if (failure)
             this->finish_error(failure);
         else if (--remaining_ == 0)
             this->finish_value(std::move(values_));
+        else
+            return;
+        finished();
     }
 
     std::vector<R> values_;
     std::size_t chunksize_;
-    std::mutex decide_mutex_; // one thread at a time decides the outcome
-    std::size_t remaining_;   // chunks not yet delivered, under decide_mutex_
+    std::mutex decide_mutex_; // one thread at a time decides the outcome, once chunks are handed
+    std::size_t remaining_;   // chunks not yet delivered, under decide_mutex_ once handed_any_
+    std::atomic<bool> handed_any_{false}; // written by the io thread only
     std::atomic<std::size_t> completed_{0};
 
     // Waiters and the work handed to them, under progress_mutex_ (the atomics are also read
     // without it, as hints or for count_completed's handshake).
     std::mutex progress_mutex_;
     std::condition_variable progress_;
-    std::atomic<int> waiters_{0};
+    std::atomic<int> count_waiters_{0}; // threads waiting for a count (wait_completed)
     std::atomic<std::size_t> idle_helpers_{0};
     std::size_t promised_ = 0; // hand-overs under way
     std::deque<handed> handed_;
