@@ -229,3 +229,63 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
     BOOST_TEST(in_order == frames);
     ::munmap(shared, bytes);
 }
+
+namespace {
+/// A ring_backing that records each reservation and grants it or not.
+struct recording_backing {
+    bool grant = true;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> calls; // (offset, bytes)
+
+    static bool reserve(void* self, std::uint64_t offset, std::uint64_t bytes) noexcept {
+        auto* me = static_cast<recording_backing*>(self);
+        me->calls.emplace_back(offset, bytes);
+        return me->grant;
+    }
+    ring_backing backing(std::uint64_t offset, std::uint64_t backed) {
+        return {&recording_backing::reserve, this, offset, backed};
+    }
+};
+} // namespace
+
+BOOST_AUTO_TEST_CASE(
+    a_producer_reserves_its_whole_ring_once_when_it_first_writes_past_the_backed_start) {
+    test_ring ring(4096);
+    recording_backing record;
+    ring_producer producer(ring.control, ring.base + sizeof(ring_control), 4096,
+                           record.backing(12288, 1024));
+    std::vector<std::byte> out;
+    for (unsigned i = 0; i < 3; ++i) { // 3 x (8 + 300) bytes: within the backed 1024
+        BOOST_REQUIRE(producer.try_push(pattern(300, i)));
+        BOOST_REQUIRE(ring.consumer.try_pop(out));
+        BOOST_TEST((out == pattern(300, i)));
+    }
+    BOOST_TEST(record.calls.empty());
+    for (unsigned i = 3; i < 40; ++i) { // past 1024, and round the ring several times
+        BOOST_REQUIRE(producer.try_push(pattern(300, i)));
+        BOOST_REQUIRE(ring.consumer.try_pop(out));
+        BOOST_TEST((out == pattern(300, i)));
+    }
+    BOOST_REQUIRE_EQUAL(record.calls.size(), 1u);
+    BOOST_TEST(record.calls[0].first == 12288u);
+    BOOST_TEST(record.calls[0].second == 4096u);
+    BOOST_TEST(!producer.unbacked());
+}
+
+BOOST_AUTO_TEST_CASE(a_producer_whose_ring_cannot_be_backed_writes_nothing_past_the_backed_start) {
+    test_ring ring(4096);
+    recording_backing record;
+    record.grant = false;
+    ring_producer producer(ring.control, ring.base + sizeof(ring_control), 4096,
+                           record.backing(0, 1024));
+    BOOST_REQUIRE(producer.try_push(pattern(500, 1))); // 508 bytes: backed
+    BOOST_TEST(!producer.try_push(pattern(600, 2)));   // would end at 1116
+    BOOST_TEST(producer.unbacked());
+    const auto frame = pattern(2000, 3);
+    BOOST_TEST(producer.write_some(frame.data(), frame.size()) == 0u);
+    BOOST_TEST(producer.position() == 508u);
+    BOOST_TEST(record.calls.size() == 1u); // it does not keep asking
+    std::vector<std::byte> out;
+    BOOST_REQUIRE(ring.consumer.try_pop(out));
+    BOOST_TEST((out == pattern(500, 1)));
+    BOOST_TEST(!ring.consumer.try_pop(out));
+}

@@ -6,8 +6,11 @@
 #include <procpool/detail/segment.hpp>
 #include <procpool/errors.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 using namespace procpool::detail;
 
@@ -78,4 +81,50 @@ BOOST_AUTO_TEST_CASE(removing_the_name_leaves_nothing_in_dev_shm) {
     }
     struct stat st {};
     BOOST_TEST(::stat(("/dev/shm/" + name).c_str(), &st) != 0);
+}
+
+namespace {
+/// Bytes of /dev/shm the segment's object holds.
+std::uint64_t held_bytes(const segment& s) {
+    struct stat st {};
+    BOOST_REQUIRE(::stat(("/dev/shm/" + s.name()).c_str(), &st) == 0);
+    return std::uint64_t(st.st_blocks) * 512;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(rings_are_backed_in_full_only_once_their_producer_writes_past_their_start) {
+    constexpr std::uint64_t ring = std::uint64_t{1} << 20;
+    segment a = segment::create(2, ring);
+    const std::uint64_t at_start = held_bytes(a);
+    BOOST_TEST(at_start >= 4 * segment_layout::ring_backed_bytes);
+    BOOST_TEST(at_start < 2 * ring); // of the 4 MiB of rings
+
+    // A worker's producer, on its own mapping, writes a frame larger than the backed start.
+    segment b = segment::attach(a.name());
+    ring_producer out = b.outbox_producer(1);
+    const std::vector<std::byte> frame(300 << 10, std::byte{7});
+    BOOST_REQUIRE(out.try_push(frame));
+    BOOST_TEST(!out.unbacked());
+    BOOST_TEST(held_bytes(a) >= at_start + ring - segment_layout::ring_backed_bytes);
+
+    ring_consumer in = a.outbox_consumer(1);
+    std::vector<std::byte> got;
+    BOOST_REQUIRE(in.try_pop(got));
+    BOOST_TEST((got == frame));
+}
+
+BOOST_AUTO_TEST_CASE(a_segment_larger_than_the_free_shared_memory_is_refused_with_the_reason) {
+    // 2^20 workers with rings of 1 GiB: 2 PiB, more than any /dev/shm has free.
+    BOOST_CHECK_EXCEPTION(segment::create(1u << 20, std::uint64_t{1} << 30), procpool::error,
+                          [](const procpool::error& e) {
+                              const std::string what = e.what();
+                              BOOST_TEST_MESSAGE(what);
+                              return what.find("cannot create the shared-memory segment") !=
+                                         std::string::npos &&
+                                     what.find("bytes free") != std::string::npos;
+                          });
+    // Nothing left behind: this process holds no other segment now.
+    const std::string mine =
+        "ls /dev/shm | grep -q '^procpool-" + std::to_string(::getpid()) + "-'";
+    BOOST_TEST(::system(mine.c_str()) != 0);
 }

@@ -527,15 +527,20 @@ void pool_core::impl::dispatch() {
 bool pool_core::impl::feed(worker_state& w) {
     if (!w.alive)
         return false;
-    return transport_->send(w.index, [&]() -> std::span<const std::byte> {
-        if (w.initializer_unsent) {
-            w.initializer_unsent = false;
-            return std::as_bytes(std::span(*initializer_frame_));
-        }
-        if (w.sent < w.queue.size())
-            return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
-        return {};
-    });
+    try {
+        return transport_->send(w.index, [&]() -> std::span<const std::byte> {
+            if (w.initializer_unsent) {
+                w.initializer_unsent = false;
+                return std::as_bytes(std::span(*initializer_frame_));
+            }
+            if (w.sent < w.queue.size())
+                return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
+            return {};
+        });
+    } catch (...) {
+        fail_pool(std::current_exception()); // the transport cannot go on (no shared memory)
+        return true;
+    }
 }
 
 bool pool_core::impl::idle() const noexcept {

@@ -239,6 +239,10 @@ public:
                 w.writer.start(frame);
             }
             const std::size_t n = w.writer.pump(w.inbox);
+            if (w.inbox.unbacked())
+                throw error("procpool: /dev/shm is full: no room for the " +
+                            std::to_string(w.inbox.capacity()) + "-byte ring to worker " +
+                            std::to_string(index) + "; free shared memory or use fewer processes");
             if (w.writer.busy() && n == 0)
                 break; // the inbox is full
         }

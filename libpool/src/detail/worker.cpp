@@ -133,6 +133,9 @@ private:
                 notify(parent);
             if (!writer_.busy())
                 return;
+            if (outbox_.unbacked()) // run_worker reports it and leaves
+                throw error("/dev/shm is full: no room for the " +
+                            std::to_string(outbox_.capacity()) + "-byte ring of results");
             wait_for(
                 slot_.event, [&] { return outbox_.writable() > 0; }, worker_spin);
         }

@@ -17,6 +17,10 @@
 // the other's counter (rigtorp's SPSCQueue) and reloads it only when the cache says "no room"
 // or "nothing to read", which keeps the other side's cache line out of the hot loop.
 //
+// Backing. A ring's memory may be backed only in part when the ring is made; its producer then
+// reserves the rest (ring_backing) before it first writes past that part, and stops, reporting
+// unbacked(), when it cannot. The consumer only reads bytes the producer wrote.
+//
 // What a crash leaves behind. A producer killed mid-frame leaves head at the last fragment it
 // published; a consumer killed mid-frame leaves tail at the last fragment it released. The
 // surviving side sees a ring that never fills or never drains, not corrupt data. Only the
@@ -52,18 +56,40 @@ struct ring_control {
 };
 static_assert(sizeof(ring_control) == 2 * cache_line, "ring_control is shared: keep it fixed");
 
+/// How a producer gets the memory of its ring backed before it first writes there. A segment
+/// backs only the start of each ring when it is made (see segment.hpp), so that a pool that
+/// moves little does not pay for its rings' pages; the producer reserves the rest, once, when
+/// it first needs it.
+struct ring_backing {
+    /// Reserves the ring's data (`bytes` at `offset` of the shared object); false when there is
+    /// no room for it.
+    bool (*reserve)(void* owner, std::uint64_t offset, std::uint64_t bytes) noexcept = nullptr;
+    void* owner = nullptr;
+    std::uint64_t offset = 0; ///< where the ring's data starts in the shared object
+    std::uint64_t backed = 0; ///< bytes at the start of the ring's data already backed
+};
+
 /// The producer's view of a ring. One per process side; never shared between threads.
 class ring_producer {
 public:
     ring_producer() = default;
-    ring_producer(ring_control* control, std::byte* data, std::uint64_t capacity) noexcept
+    /// `backing`: how to back the rest of the ring (none: all of it is backed).
+    ring_producer(ring_control* control, std::byte* data, std::uint64_t capacity,
+                  const ring_backing& backing = {}) noexcept
         // relaxed loads: the view is made while the ring is idle (attach or reset), ordered by
         // the segment handshake or by waitpid.
         : control_(control)
         , data_(data)
         , capacity_(capacity)
         , head_(control->head.load(std::memory_order_relaxed))
-        , tail_cache_(control->tail.load(std::memory_order_relaxed)) {}
+        , tail_cache_(control->tail.load(std::memory_order_relaxed))
+        , backing_(backing) {
+        // Until it is reserved, only positions [0, backed) may be written: they are the
+        // backed bytes as long as the ring has not wrapped (a fresh ring starts at 0).
+        backed_end_ = backing.reserve == nullptr ? ~std::uint64_t{0}
+                      : head_ == 0               ? backing.backed
+                                                 : 0;
+    }
 
     /// Bytes that can be written now. Wait-free.
     std::uint64_t writable() noexcept {
@@ -78,7 +104,7 @@ public:
         if (room < n)
             room = writable();
         const std::size_t count = n < room ? n : static_cast<std::size_t>(room);
-        if (count == 0)
+        if (count == 0 || (head_ + count > backed_end_ && !reserve()))
             return 0;
         copy_in(head_, static_cast<const std::byte*>(src), count);
         head_ += count;
@@ -92,6 +118,8 @@ public:
         const std::uint64_t need = sizeof(std::uint64_t) + frame.size();
         if (capacity_ - (head_ - tail_cache_) < need && writable() < need)
             return false;
+        if (head_ + need > backed_end_ && !reserve())
+            return false;
         const std::uint64_t length = frame.size();
         copy_in(head_, reinterpret_cast<const std::byte*>(&length), sizeof length);
         copy_in(head_ + sizeof length, frame.data(), frame.size());
@@ -104,8 +132,19 @@ public:
     std::uint64_t capacity() const noexcept { return capacity_; }
     /// Bytes ever written through this view's ring (its head).
     std::uint64_t position() const noexcept { return head_; }
+    /// The ring's memory could not be backed: nothing more can be written past its start.
+    bool unbacked() const noexcept { return unbacked_; }
 
 private:
+    bool reserve() noexcept {
+        if (unbacked_ || !backing_.reserve(backing_.owner, backing_.offset, capacity_)) {
+            unbacked_ = true;
+            return false;
+        }
+        backed_end_ = ~std::uint64_t{0};
+        return true;
+    }
+
     void copy_in(std::uint64_t position, const std::byte* src, std::size_t n) noexcept {
         const std::size_t at = static_cast<std::size_t>(position & (capacity_ - 1));
         const std::size_t first = n < capacity_ - at ? n : static_cast<std::size_t>(capacity_ - at);
@@ -119,6 +158,9 @@ private:
     std::uint64_t head_ = 0; // our own counter: only we write head
     // The last tail seen: free space is at least capacity - (head - tail_cache).
     std::uint64_t tail_cache_ = 0;
+    ring_backing backing_;
+    std::uint64_t backed_end_ = ~std::uint64_t{0}; // positions below it are backed
+    bool unbacked_ = false;
 };
 
 /// The consumer's view of a ring. One per process side; never shared between threads.

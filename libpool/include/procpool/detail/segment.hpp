@@ -4,6 +4,11 @@
 //   header_bytes          worker_slot[0..N) one per worker: state, pid, its event, ring controls
 //   data_offset           ring data, ring_bytes each: inbox 0 | outbox 0 | inbox 1 | ...
 //
+// Memory: the object is sized at once, but only the header, the slots and the first
+// ring_backed_bytes of each ring are backed (posix_fallocate) when it is made; each ring's
+// producer reserves the rest of its ring before it first writes there (ring_backing), so a
+// full /dev/shm is an error from the pool, never a SIGBUS.
+//
 // Everything is addressed by offsets computed from the header's sizes (segment_layout), never
 // by pointers, so every process may map the segment anywhere. A worker checks magic, version,
 // and every size against what its own build computes before it touches anything else.
@@ -74,6 +79,9 @@ struct segment_layout {
     std::uint64_t ring_bytes = 0;
 
     static constexpr std::uint64_t page = 4096;
+    /// Bytes at the start of each ring backed when the segment is made; a ring's producer
+    /// reserves the rest when it first writes past them (ring_backing).
+    static constexpr std::uint64_t ring_backed_bytes = std::uint64_t{64} << 10;
     static constexpr std::uint64_t header_bytes() {
         return (sizeof(segment_header) + cache_line - 1) / cache_line * cache_line;
     }
