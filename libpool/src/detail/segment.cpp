@@ -7,7 +7,6 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -67,8 +66,7 @@ struct segment::impl {
         return reserve_bytes(static_cast<impl*>(self)->fd(), offset, bytes) == 0;
     }
     ring_backing backing(std::uint64_t ring_offset) noexcept {
-        return {&impl::reserve, this, ring_offset,
-                std::min(segment_layout::ring_backed_bytes, layout.ring_bytes)};
+        return {&impl::reserve, this, ring_offset, layout.ring_start_bytes()};
     }
 };
 
@@ -126,8 +124,7 @@ segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const s
                 throw error("/dev/shm has only " +
                             std::to_string(std::uint64_t{fs.f_bavail} * fs.f_frsize) +
                             " bytes free");
-            const std::uint64_t ring_start =
-                std::min(segment_layout::ring_backed_bytes, ring_bytes);
+            const std::uint64_t ring_start = p->layout.ring_start_bytes();
             int ret = reserve_bytes(p->fd(), 0, p->layout.data_offset());
             for (std::uint32_t i = 0; ret == 0 && i < workers; ++i) {
                 ret = reserve_bytes(p->fd(), p->layout.inbox_offset(i), ring_start);

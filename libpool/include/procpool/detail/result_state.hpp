@@ -293,33 +293,25 @@ private:
         if (idle_helpers_.load(std::memory_order_relaxed) == 0)
             return false;
         {
+            // The copy is made under the mutex, so no waiter leaves between the choice and the
+            // hand-over; the waiters are idle meanwhile anyway.
             std::lock_guard lock(progress_mutex_);
-            if (idle_helpers_.load(std::memory_order_relaxed) <= handed_.size() + promised_)
+            if (idle_helpers_.load(std::memory_order_relaxed) <= handed_.size())
                 return false;
-            ++promised_; // the waiter stays until it arrives
-        }
-        handed_any_.store(true, std::memory_order_relaxed);
-        std::vector<char> bytes = outcome.spares->take(outcome.results.size());
-        const bool copied = bytes.capacity() >= outcome.results.size();
-        if (copied)
+            std::vector<char> bytes = outcome.spares->take(outcome.results.size());
+            if (bytes.capacity() < outcome.results.size())
+                return false; // no spare large enough: decoded here
             bytes.assign(outcome.results.begin(), outcome.results.end()); // no allocation
-        bool queued = false;
-        {
-            std::lock_guard lock(progress_mutex_);
-            --promised_;
-            if (copied) {
-                try {
-                    handed_.push_back({chunk, outcome.ok_count, std::move(bytes),
-                                       outcome.spares->shared_from_this()});
-                    queued = true;
-                } catch (...) {
-                }
+            try {
+                handed_.push_back({chunk, outcome.ok_count, std::move(bytes),
+                                   outcome.spares->shared_from_this()});
+            } catch (...) {
+                return false; // decoded here, from outcome.results
             }
+            handed_any_.store(true, std::memory_order_relaxed);
         }
-        progress_.notify_all();
-        if (!queued)
-            outcome.spares->give(std::move(bytes));
-        return queued;
+        progress_.notify_one();
+        return true;
     }
 
     /// Blocks until `done()` or `deadline`, decoding what the io thread hands over meanwhile;
@@ -345,10 +337,10 @@ private:
                 lock.lock();
                 continue;
             }
-            if (promised_ == 0 && (timed_out || done()))
+            if (timed_out || done())
                 break;
             idle_helpers_.fetch_add(1, std::memory_order_relaxed);
-            if (promised_ > 0 || deadline == std::chrono::steady_clock::time_point::max())
+            if (deadline == std::chrono::steady_clock::time_point::max())
                 progress_.wait(lock);
             else
                 timed_out = progress_.wait_until(lock, deadline) == std::cv_status::timeout;
@@ -413,7 +405,7 @@ private:
     std::size_t chunksize_;
     std::mutex decide_mutex_; // one thread at a time decides the outcome, once chunks are handed
     std::size_t remaining_;   // chunks not yet delivered, under decide_mutex_ once handed_any_
-    std::atomic<bool> handed_any_{false}; // written by the io thread only
+    std::atomic<bool> handed_any_{false}; // written by the io thread, under progress_mutex_
     std::atomic<std::size_t> completed_{0};
 
     // Waiters and the work handed to them, under progress_mutex_ (the atomics are also read
@@ -422,7 +414,6 @@ private:
     std::condition_variable progress_;
     std::atomic<int> count_waiters_{0}; // threads waiting for a count (wait_completed)
     std::atomic<std::size_t> idle_helpers_{0};
-    std::size_t promised_ = 0; // hand-overs under way
     std::deque<handed> handed_;
 };
 

@@ -22,6 +22,7 @@
 #include <procpool/detail/event.hpp>
 #include <procpool/detail/ring.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -92,6 +93,8 @@ struct segment_layout {
     std::uint64_t inbox_offset(std::uint32_t i) const { return data_offset() + 2 * i * ring_bytes; }
     std::uint64_t outbox_offset(std::uint32_t i) const { return inbox_offset(i) + ring_bytes; }
     std::uint64_t total_bytes() const { return data_offset() + 2 * workers * ring_bytes; }
+    /// Bytes at the start of each ring backed when the segment is made.
+    std::uint64_t ring_start_bytes() const { return std::min(ring_backed_bytes, ring_bytes); }
 };
 
 /// A mapped segment. The parent creates it, workers attach to it. Not thread-safe itself; the
