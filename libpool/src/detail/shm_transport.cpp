@@ -16,6 +16,7 @@
 #include <procpool/detail/worker.hpp>
 #include <procpool/errors.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -32,7 +33,10 @@ namespace procpool::detail {
 namespace {
 
 constexpr std::uint64_t ring_bytes = std::uint64_t{1} << 20;
+/// How long the io thread spins before it sleeps: long while it waits for results, barely while a
+/// frame is half sent or half received (see worker_stream_spin in worker.cpp).
 constexpr auto io_spin = std::chrono::microseconds(50);
+constexpr auto io_stream_spin = std::chrono::microseconds(5);
 
 /// Owns the worker processes: starts them, watches them, reaps them.
 class supervisor {
@@ -279,9 +283,15 @@ public:
 
     void wait(function_ref<bool()> ready, bool in_flight) override {
         // Spin only while a worker has work: with nothing in flight, the next event is a
-        // caller's, and the caller waiting for the last result needs this core more.
+        // caller's, and the caller waiting for the last result needs this core more. Inside a
+        // frame, the worker is busy copying its part of it, so spin only a little.
+        const bool streaming = std::any_of(workers_.begin(), workers_.end(), [](const worker& w) {
+            return w.reader.partial() || w.writer.busy();
+        });
         wait_for(segment_.header().parent_event, ready,
-                 in_flight ? io_spin : std::chrono::microseconds(0));
+                 !in_flight  ? std::chrono::microseconds(0)
+                 : streaming ? io_stream_spin
+                             : io_spin);
     }
 
     void wake() noexcept override { notify(segment_.header().parent_event); }

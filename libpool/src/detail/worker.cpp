@@ -28,7 +28,13 @@ namespace {
 
 constexpr int exit_attach_failed = 3;
 constexpr int exit_initializer_failed = 4;
+// How long a worker spins before it sleeps on its event (a futex round trip costs about 25 us
+// on the development VM). Waiting for the next task it spins long, for latency. Waiting inside
+// a frame (for the rest of a task, or for room for the rest of its result) it barely spins: the
+// parent is copying that frame, and on a machine with fewer cores than busy threads the spin
+// would take the core the parent needs (payload, standalone: 1 MiB 25% faster, 16 MiB 3%).
 constexpr auto worker_spin = std::chrono::microseconds(50);
+constexpr auto worker_stream_spin = std::chrono::microseconds(5);
 
 [[noreturn]] void leave(int status) {
     std::fflush(nullptr);
@@ -98,7 +104,7 @@ private:
             wait_for(
                 slot_.event,
                 [&] { return inbox_.readable() > 0 || (!reader_.partial() && stopping()); },
-                worker_spin);
+                reader_.partial() ? worker_stream_spin : worker_spin);
         }
     }
 
@@ -137,7 +143,7 @@ private:
                 throw error("/dev/shm is full: no room for the " +
                             std::to_string(outbox_.capacity()) + "-byte ring of results");
             wait_for(
-                slot_.event, [&] { return outbox_.writable() > 0; }, worker_spin);
+                slot_.event, [&] { return outbox_.writable() > 0; }, worker_stream_spin);
         }
     }
 
