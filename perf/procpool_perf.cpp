@@ -385,15 +385,9 @@ int exec_mpi_build(char** argv) {
 }
 #endif
 
-/// Runs the CPython peer with the same cases; returns its JSON objects.
-std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
-                                                 const std::vector<std::string>& scenarios) {
-    std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
-                          " --repeat " + std::to_string(s.repeat);
-    if (s.quick)
-        command += " --quick";
-    for (const auto& name : scenarios)
-        command += " --scenario " + name;
+/// Runs `command` and returns the JSON objects it prints, one a line; `what` names it in errors.
+std::vector<boost::json::object> json_lines_of(const std::string& command,
+                                               const std::string& what) {
     std::FILE* out = ::popen(command.c_str(), "r");
     if (out == nullptr)
         throw std::runtime_error("cannot run " + command);
@@ -408,8 +402,37 @@ std::vector<boost::json::object> run_python_peer(const std::string& script, cons
         line.clear();
     }
     if (::pclose(out) != 0)
-        throw std::runtime_error("the python peer failed: " + command);
+        throw std::runtime_error(what + " failed: " + command);
     return rows;
+}
+
+/// Runs the CPython peer with the same cases; returns its JSON objects.
+std::vector<boost::json::object> run_python_peer(const std::string& script, const settings& s,
+                                                 const std::vector<std::string>& scenarios) {
+    std::string command = "python3 '" + script + "' --processes " + std::to_string(s.processes) +
+                          " --repeat " + std::to_string(s.repeat);
+    if (s.quick)
+        command += " --quick";
+    for (const auto& name : scenarios)
+        command += " --scenario " + name;
+    return json_lines_of(command, "the python peer");
+}
+
+/// Runs one scenario in a fresh process of this program (--child) and returns its JSON objects.
+std::vector<boost::json::object> run_in_child(const settings& s, const std::string& scenario) {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        throw std::runtime_error("cannot find this program (/proc/self/exe): " + ec.message());
+    std::string command = "'";
+    command += exe.string();
+    command += "' --child --json - --scenario " + scenario;
+    command += " --processes " + std::to_string(s.processes);
+    command += " --repeat " + std::to_string(s.repeat);
+    command += " --context " + s.context;
+    if (s.quick)
+        command += " --quick";
+    return json_lines_of(command, "scenario " + scenario);
 }
 
 /// A bar chart of the run, drawn by gnuplot: ProcPool's advantage per case when the peer
@@ -455,12 +478,12 @@ void plot(const std::string& png, const std::vector<boost::json::object>& ours,
         throw std::runtime_error("gnuplot failed (is gnuplot-nox installed?)");
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
+/// A progress bar on stderr, drawn only when stderr is a terminal (and this is no --child).
 class progress {
 public:
-    explicit progress(std::size_t total)
+    progress(std::size_t total, bool enabled)
         : total_(total)
-        , enabled_(::isatty(2) != 0) {}
+        , enabled_(enabled && ::isatty(2) != 0) {}
     void step(const std::string& what) {
         if (!enabled_)
             return;
@@ -507,9 +530,16 @@ int main(int argc, char** argv) {
         "peer", po::value(&peer), "also run the same cases with a peer: python")(
         "peer-script", po::value(&peer_script)->default_value(peer_script),
         "the CPython peer script");
+    // Not in --help: how the harness runs each scenario in a process of its own.
+    bool child = false;
+    po::options_description internal;
+    internal.add_options()("child", po::bool_switch(&child),
+                           "run the scenarios in this process, without a progress bar");
+    po::options_description all_options;
+    all_options.add(options).add(internal);
     po::variables_map vm;
     try {
-        po::store(po::parse_command_line(argc, argv, options), vm);
+        po::store(po::parse_command_line(argc, argv, all_options), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         std::cerr << "procpool-perf: " << e.what() << "\n" << options;
@@ -594,33 +624,48 @@ int main(int argc, char** argv) {
         std::printf("%-34s %10s %10s %12s %10s %10s %10s\n", "procpool case", "median_s", "tasks/s",
                     "MB/s", "p50_us", "p99_us", "%core");
 
-    progress bar(chosen.size() + (peer.empty() ? 0 : 1));
+    // Each scenario runs in a fresh process of its own, and the peer's run of it follows at
+    // once: a scenario then starts from the same state whatever ran before it (a large payload
+    // leaves the allocator and the scheduler in states that cost the next scenario's pool starts
+    // up to 1.5 ms each), and both sides of a case meet the same phase of a noisy host. MPI
+    // ranks run everything in one process, as mpirun started them.
+    const bool own_processes = !child && !mpi;
+    progress bar(chosen.size() * (peer.empty() ? 1 : 2), !child);
     std::vector<boost::json::object> ours, theirs;
+    auto record = [&](boost::json::object o) {
+        if (json)
+            *json << boost::json::serialize(o) << std::endl;
+        if (table)
+            print_row(o);
+        ours.push_back(std::move(o));
+    };
     try {
         for (const auto& [name, run] : all) {
             if (std::find(chosen.begin(), chosen.end(), name) == chosen.end())
                 continue;
             bar.step(name);
-            run([&](boost::json::object o) {
-                o.emplace("impl", "procpool");
-                // startup, respawn and idle start their own pools, whatever --context says.
-                if (name != "serial_loop" && !spawn_only(name))
-                    o.emplace("context", s.context);
-                if (!o.contains("processes"))
-                    o.emplace("processes", s.processes);
-                if (json)
-                    *json << boost::json::serialize(o) << std::endl;
-                if (table)
-                    print_row(o);
-                ours.push_back(std::move(o));
-            });
-        }
-        if (!peer.empty()) {
-            bar.step("CPython peer");
-            theirs = run_python_peer(peer_script, s, chosen);
-            if (json)
-                for (const auto& o : theirs)
-                    *json << boost::json::serialize(o) << std::endl;
+            if (own_processes) {
+                for (auto& o : run_in_child(s, name))
+                    record(std::move(o));
+            } else {
+                run([&](boost::json::object o) {
+                    o.emplace("impl", "procpool");
+                    // startup, respawn and idle start their own pools, whatever --context says.
+                    if (name != "serial_loop" && !spawn_only(name))
+                        o.emplace("context", s.context);
+                    if (!o.contains("processes"))
+                        o.emplace("processes", s.processes);
+                    record(std::move(o));
+                });
+            }
+            if (!peer.empty()) {
+                bar.step(name + " (CPython)");
+                for (auto& o : run_python_peer(peer_script, s, {name})) {
+                    if (json)
+                        *json << boost::json::serialize(o) << std::endl;
+                    theirs.push_back(std::move(o));
+                }
+            }
         }
         bar.finish();
         if (!theirs.empty() && table) {
