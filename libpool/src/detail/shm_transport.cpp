@@ -285,13 +285,14 @@ public:
         // Spin only while a worker has work: with nothing in flight, the next event is a
         // caller's, and the caller waiting for the last result needs this core more. Inside a
         // frame, the worker is busy copying its part of it, so spin only a little.
-        const bool streaming = std::any_of(workers_.begin(), workers_.end(), [](const worker& w) {
-            return w.reader.partial() || w.writer.busy();
-        });
-        wait_for(segment_.header().parent_event, ready,
-                 !in_flight  ? std::chrono::microseconds(0)
-                 : streaming ? io_stream_spin
-                             : io_spin);
+        auto spin = std::chrono::microseconds(0);
+        if (in_flight) {
+            const bool streaming =
+                std::any_of(workers_.begin(), workers_.end(),
+                            [](const worker& w) { return w.reader.partial() || w.writer.busy(); });
+            spin = streaming ? io_stream_spin : io_spin;
+        }
+        wait_for(segment_.header().parent_event, ready, spin);
     }
 
     void wake() noexcept override { notify(segment_.header().parent_event); }
