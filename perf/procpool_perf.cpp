@@ -353,12 +353,19 @@ double advantage(const figure& ours, const figure& theirs) {
     return ours.higher_is_better ? ours.value / theirs.value : theirs.value / ours.value;
 }
 
+/// This program's path; empty when /proc/self/exe cannot be read.
+std::filesystem::path this_program() {
+    std::error_code ec;
+    std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::filesystem::path() : exe;
+}
+
 /// The peer script beside an installed procpool-perf (BINDIR/../share/procpool/peers), else
 /// the one in the source tree it was built from.
 std::string default_peer_script() {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
+    const std::filesystem::path exe = this_program();
+    if (!exe.empty()) {
+        std::error_code ec;
         const auto installed =
             exe.parent_path().parent_path() / "share" / "procpool" / "peers" / "python_pool.py";
         if (std::filesystem::exists(installed, ec))
@@ -371,10 +378,10 @@ std::string default_peer_script() {
 /// Replaces this process with procpool-perf-mpi from the same directory, same arguments (each
 /// rank of an mpirun job does so before MPI starts). Returns only on failure.
 int exec_mpi_build(char** argv) {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::filesystem::path exe = this_program();
     const std::filesystem::path sibling = exe.parent_path() / "procpool-perf-mpi";
-    if (ec || !std::filesystem::exists(sibling, ec)) {
+    std::error_code ec;
+    if (exe.empty() || !std::filesystem::exists(sibling, ec)) {
         std::cerr << "procpool-perf: --context mpi needs procpool-perf-mpi beside this binary "
                      "(built when Boost.MPI is found; PROCPOOL_WITH_MPI in CMake)\n";
         return 2;
@@ -420,10 +427,9 @@ std::vector<boost::json::object> run_python_peer(const std::string& script, cons
 
 /// Runs one scenario in a fresh process of this program (--child) and returns its JSON objects.
 std::vector<boost::json::object> run_in_child(const settings& s, const std::string& scenario) {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec)
-        throw std::runtime_error("cannot find this program (/proc/self/exe): " + ec.message());
+    const std::filesystem::path exe = this_program();
+    if (exe.empty())
+        throw std::runtime_error("cannot find this program (/proc/self/exe)");
     std::string command = "'";
     command += exe.string();
     command += "' --child --json - --scenario " + scenario;
