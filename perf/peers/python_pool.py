@@ -30,7 +30,11 @@ def emit(obj, processes):
     print(json.dumps(obj), flush=True)
 
 
-def timed(fn, repeat):
+def timed(fn, repeat, warm_up=False):
+    """Median of `repeat` timed runs; with warm_up, after one untimed run (as procpool-perf
+    does for tiny_map, tiny_imap_unordered and payload)."""
+    if warm_up:
+        fn()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -52,7 +56,7 @@ def tiny_map(a):
         for items, chunksize in variants:
             data = list(range(items))
             chunk = chunksize or default_chunksize(items, a.processes)
-            m = timed(lambda: pool.map(square, data, chunk), a.repeat)
+            m = timed(lambda: pool.map(square, data, chunk), a.repeat, warm_up=True)
             emit({"scenario": "tiny_map", "tasks": items, "chunksize": chunk, "median_s": m,
                   "tasks_per_s": items / m}, a.processes)
 
@@ -60,7 +64,8 @@ def tiny_map(a):
 def tiny_imap_unordered(a):
     items = 20_000
     with mp.Pool(a.processes) as pool:
-        m = timed(lambda: sum(pool.imap_unordered(square, range(items))), a.repeat)
+        m = timed(lambda: sum(pool.imap_unordered(square, range(items))), a.repeat,
+                  warm_up=True)
         emit({"scenario": "tiny_imap_unordered", "tasks": items, "chunksize": 1, "median_s": m,
               "tasks_per_s": items / m}, a.processes)
 
@@ -94,7 +99,7 @@ def payload(a):
             budget = (64 << 20) if a.quick else (256 << 20)
             tasks = min(max(budget // size, 8), 20_000)
             data = [b"x" * size for _ in range(tasks)]
-            m = timed(lambda: pool.map(identity, data, 1), a.repeat)
+            m = timed(lambda: pool.map(identity, data, 1), a.repeat, warm_up=True)
             emit({"scenario": "payload", "tasks": tasks, "chunksize": 1, "payload_bytes": size,
                   "median_s": m, "tasks_per_s": tasks / m,
                   "mb_per_s": 2.0 * tasks * size / m / 1e6}, a.processes)
