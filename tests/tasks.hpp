@@ -69,6 +69,10 @@ inline std::vector<char> identity_unless_marked(std::vector<char> v) {
     return v;
 }
 
+/// Whether x is odd.
+inline bool is_odd(int x) {
+    return x % 2 != 0;
+}
 inline void nothing(int) {}
 
 /// Throws a standard exception chosen by `kind`, with message "kind <kind>".

@@ -193,6 +193,23 @@ BOOST_AUTO_TEST_CASE(large_results_are_intact_whichever_thread_decodes_them) {
     BOOST_TEST((seen == input));
 }
 
+BOOST_AUTO_TEST_CASE(large_chunks_of_bool_results_are_intact) {
+    // Chunks of 300 000 bools are over the hand-over size, and 300 000 is no multiple of 64:
+    // neighbouring chunks share words of std::vector<bool>, so they must never be decoded on
+    // two threads at once (they all are on the io thread). Such a race would only rarely show
+    // here; this checks the results.
+    procpool::pool pool(test_options(2));
+    const auto input = iota_vector(1'500'000);
+    std::vector<bool> expected;
+    for (int x : input)
+        expected.push_back(is_odd(x));
+    for (int round = 0; round < 3; ++round)
+        BOOST_TEST_CONTEXT("round " << round) {
+            BOOST_TEST((pool.map(is_odd, input, 300'000) == expected));
+            BOOST_TEST((bounded_get(pool.map_async(is_odd, input, 300'000)) == expected));
+        }
+}
+
 BOOST_AUTO_TEST_CASE(a_failing_item_among_large_results_fails_the_map_and_the_pool_goes_on) {
     procpool::pool pool(test_options(2));
     auto input = patterned_items(20, 400, 2);

@@ -284,8 +284,11 @@ private:
     };
 
     /// Called by the io thread: hands the chunk to an idle waiter if there is one and a spare
-    /// buffer can hold it. True when it did.
+    /// buffer can hold it. True when it did. Never for bool results: std::vector<bool> packs
+    /// them, so two chunks decoded on two threads could write the same word.
     bool hand_over(std::size_t chunk, const chunk_outcome& outcome) noexcept {
+        if constexpr (std::is_same_v<R, bool>)
+            return false;
         if (outcome.spares == nullptr || outcome.error || outcome.ok_count == 0 ||
             outcome.results.size() < hand_over_bytes || this->has_callbacks())
             return false;
