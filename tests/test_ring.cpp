@@ -3,9 +3,12 @@
 #include "test_main.hpp"
 
 #include <procpool/detail/event.hpp>
+#include <procpool/detail/frame_spares.hpp>
 #include <procpool/detail/ring.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <numeric>
@@ -140,6 +143,70 @@ BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) 
             BOOST_TEST((out == frame));
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and_reading_goes_on) {
+    // What the pool does when it hands a large result to a waiting thread: it takes the buffer
+    // the frame was read into and swaps in another one, of whatever size and contents.
+    test_ring ring(1 << 20);
+    const std::vector<std::size_t> sizes = {3 << 20, 5 << 20, 1 << 20, 4 << 20,
+                                            1 << 20, 3 << 20, 300};
+    std::vector<std::vector<char>> swapped_in;
+    swapped_in.emplace_back();                           // empty
+    swapped_in.emplace_back(std::size_t{1} << 20, 'a');  // smaller than the next frame
+    swapped_in.emplace_back(std::size_t{16} << 20, 'b'); // much larger
+    swapped_in.emplace_back(std::size_t{4} << 20, 'c');  // just the size of the next frame
+    swapped_in.emplace_back(std::size_t{2} << 20, 'd');
+    swapped_in.back().reserve(std::size_t{3} << 20); // the next frame fits its capacity only
+    swapped_in.emplace_back(std::size_t{8}, 'e');
+    swapped_in.emplace_back();
+    frame_writer writer;
+    frame_reader reader;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        const auto frame = pattern(sizes[i], static_cast<unsigned>(i + 40));
+        writer.start(frame);
+        for (int spins = 0;; ++spins) {
+            writer.pump(ring.producer);
+            if (reader.pump(ring.consumer))
+                break;
+            BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
+        }
+        BOOST_TEST_CONTEXT("frame " << i << " of " << sizes[i] << " bytes") {
+            BOOST_TEST(std::equal(frame.begin(), frame.end(), reader.frame().begin(),
+                                  reader.frame().end()));
+            std::vector<char> taken = std::move(swapped_in[i]);
+            reader.storage().swap(taken);
+            BOOST_REQUIRE(taken.size() >= frame.size());
+            BOOST_TEST(std::memcmp(taken.data(), frame.data(), frame.size()) == 0);
+        }
+        reader.reset();
+    }
+}
+
+BOOST_AUTO_TEST_CASE(spare_frame_buffers_give_room_of_at_least_the_size_asked) {
+    frame_spares spares(4, std::size_t{64} << 20);
+    BOOST_TEST(spares.take_room(1).empty()); // nothing kept yet
+    std::vector<char> exact(std::size_t{200} << 10, 'x');
+    const char* exact_data = exact.data();
+    spares.give(std::move(exact));
+    std::vector<char> small(std::size_t{100} << 10, 's');
+    small.reserve(std::size_t{300} << 10);
+    const char* small_data = small.data();
+    spares.give(std::move(small));           // the newest: looked at first
+    spares.give(std::vector<char>(16, 't')); // under min_bytes: not kept
+
+    // None has the capacity: nothing is taken.
+    BOOST_TEST(spares.take_room(std::size_t{400} << 10).empty());
+    // One whose size already suffices is preferred over one that would need growing.
+    std::vector<char> a = spares.take_room(std::size_t{150} << 10);
+    BOOST_TEST(a.data() == exact_data);
+    BOOST_TEST(a.size() == std::size_t{200} << 10);
+    // Otherwise one with the capacity grows to the size, in place.
+    std::vector<char> b = spares.take_room(std::size_t{250} << 10);
+    BOOST_TEST(b.data() == small_data);
+    BOOST_REQUIRE(b.size() == std::size_t{250} << 10);
+    BOOST_TEST(std::all_of(b.begin(), b.begin() + (100 << 10), [](char c) { return c == 's'; }));
+    BOOST_TEST(spares.take_room(1).empty()); // both taken
 }
 
 BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {

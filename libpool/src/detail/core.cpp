@@ -114,7 +114,7 @@ private:
     void take_submitted(); // callers hold mutex_
     void on_exit(const worker_exit& report);
     bool drain(worker_state& w);
-    void on_frame(worker_state& w, std::span<const std::byte> frame);
+    void on_frame(worker_state& w, std::span<const std::byte> frame, std::vector<char>* storage);
     void dispatch();
     bool feed(worker_state& w);
     bool idle() const noexcept;
@@ -436,10 +436,13 @@ bool pool_core::impl::drain(worker_state& w) {
     if (!w.alive)
         return false;
     return transport_->receive(w.index,
-                               [&](std::span<const std::byte> frame) { on_frame(w, frame); });
+                               [&](std::span<const std::byte> frame, std::vector<char>* storage) {
+                                   on_frame(w, frame, storage);
+                               });
 }
 
-void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame) {
+void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame,
+                               std::vector<char>* storage) {
     const auto bytes =
         std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
     if (bytes.size() < sizeof(result_header)) {
@@ -486,6 +489,7 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
     mean_chunk_ns_ = mean_chunk_ns_ == 0 ? ns : 0.9 * mean_chunk_ns_ + 0.1 * ns;
     outcome.spares = spares_.get();
+    outcome.storage = storage;
     d.chunk.sink->complete_chunk(d.chunk.index, outcome);
     spares_->give(std::move(d.chunk.frame));
 }

@@ -222,7 +222,7 @@ public:
         const std::uint64_t before = w.outbox.position();
         bool frames = false;
         while (w.reader.pump(w.outbox)) {
-            on_frame(w.reader.frame());
+            on_frame(w.reader.frame(), &w.reader.storage());
             w.reader.reset();
             frames = true;
         }

@@ -56,7 +56,9 @@ struct transport_options {
 
 class transport {
 public:
-    using frame_handler = function_ref<void(std::span<const std::byte>)>;
+    /// Gets a frame, and the buffer holding it at its start when the handler may take it
+    /// (swapping in another, as frame_reader::storage() allows), or null.
+    using frame_handler = function_ref<void(std::span<const std::byte>, std::vector<char>*)>;
     using frame_source = function_ref<std::span<const std::byte>()>;
 
     virtual ~transport() = default;
@@ -69,7 +71,8 @@ public:
     virtual int start(std::uint32_t index) = 0;
 
     /// Passes every complete frame worker `index` sent to `on_frame`, oldest first; the bytes
-    /// are valid during the call only. Returns true when anything moved.
+    /// are valid during the call only, unless the handler took the buffer holding them.
+    /// Returns true when anything moved.
     virtual bool receive(std::uint32_t index, frame_handler on_frame) = 0;
 
     /// Sends frames to worker `index` until it would block: first the rest of a frame it holds,

@@ -339,7 +339,7 @@ public:
                 // A frame MPI could not carry: its failure comes back in order.
                 std::vector<char> frame = std::move(w.frames.front().failure);
                 w.frames.pop_front();
-                on_frame(std::as_bytes(std::span(frame)));
+                on_frame(std::as_bytes(std::span(frame)), nullptr);
                 moved = true;
                 continue;
             }
@@ -356,7 +356,7 @@ public:
                 w.frames.front().send.wait();
                 w.frames.pop_front();
             }
-            on_frame(std::as_bytes(std::span(buffer_)));
+            on_frame(std::as_bytes(std::span(buffer_)), nullptr);
         }
         if (moved)
             job_->reap_orphans();

@@ -45,6 +45,34 @@ public:
         return {};
     }
 
+    /// A kept buffer of at least `min_size` bytes (its size, not only its capacity), holding
+    /// whatever it held, or an empty vector: room for a frame reader to read into (see
+    /// frame_reader::storage). One already that large is preferred, as it needs no zeroing.
+    std::vector<char> take_room(std::size_t min_size) noexcept {
+        // relaxed: as in take().
+        if (count_.load(std::memory_order_relaxed) == 0)
+            return {};
+        std::lock_guard lock(mutex_);
+        std::size_t best = spares_.size();
+        for (std::size_t i = spares_.size(); i-- > 0;) {
+            if (spares_[i].size() >= min_size) {
+                best = i;
+                break;
+            }
+            if (best == spares_.size() && spares_[i].capacity() >= min_size)
+                best = i;
+        }
+        if (best == spares_.size())
+            return {};
+        std::vector<char> buffer = std::move(spares_[best]);
+        spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(best));
+        bytes_ -= buffer.capacity();
+        count_.store(spares_.size(), std::memory_order_relaxed);
+        if (buffer.size() < min_size)
+            buffer.resize(min_size); // within its capacity: no allocation
+        return buffer;
+    }
+
     /// Keeps `buffer` if it is large enough and there is room; otherwise lets it go.
     void give(std::vector<char>&& buffer) noexcept {
         const std::size_t bytes = buffer.capacity();

@@ -28,9 +28,12 @@ struct chunk_outcome {
     std::uint64_t ok_count = 0;    ///< items 0..ok_count-1 of the chunk succeeded
     std::exception_ptr error;      ///< set when item ok_count failed, or the chunk was lost
     std::uint64_t exec_ns = 0;     ///< the worker's time on the chunk (0 when lost)
-    /// The pool's spare buffers, when a sink may copy `results` into one and decode them later
-    /// on another thread (see vector_result); null otherwise.
+    /// The pool's spare buffers, when a sink may keep `results` to decode them later on another
+    /// thread (see vector_result); null otherwise.
     frame_spares* spares = nullptr;
+    /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
+    /// spare (frame_reader::storage); null when it must copy them out instead.
+    std::vector<char>* storage = nullptr;
 };
 
 /// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,
@@ -226,9 +229,11 @@ public:
 /// A thread waiting for it helps decode. Decoding large results fills fresh memory, the
 /// costliest step of moving them (on the README's machine about 2 GB/s, a page fault per
 /// 4 KiB). So while a waiter (a blocking map, or get()) sleeps, the io thread hands it a large
-/// chunk's results, copied into one of the pool's spare buffers (warm memory, cheap), and goes
-/// on moving frames; when the waiter is busy, the io thread decodes the next chunk itself. The
-/// fresh memory is then filled by two threads. With a callback set, every chunk is decoded on
+/// chunk's results and goes on moving frames; when the waiter is busy, the io thread decodes
+/// the next chunk itself. The fresh memory is then filled by two threads. The results are
+/// handed in the buffer the transport read them into, which the io thread swaps for one of the
+/// pool's spare buffers; where the transport does not allow that, they are copied into the
+/// spare (warm memory, cheap beside decoding). With a callback set, every chunk is decoded on
 /// the io thread, where callbacks run, as in Python.
 template <class R>
 class vector_result final : public result_state<std::vector<R>> {
@@ -275,11 +280,13 @@ private:
     /// longer than waking it (about 25 us on the README's machine).
     static constexpr std::size_t hand_over_bytes = std::size_t{256} << 10;
 
-    /// A chunk's results, copied for a waiter to decode.
+    /// A chunk's results, kept for a waiter to decode.
     struct handed {
         std::size_t chunk;
         std::uint64_t ok_count;
-        std::vector<char> bytes;
+        std::vector<char> bytes; // holds the results at [offset, offset + size)
+        std::size_t offset;
+        std::size_t size;
         std::shared_ptr<frame_spares> spares; // where `bytes` goes back
     };
 
@@ -296,21 +303,38 @@ private:
         if (idle_helpers_.load(std::memory_order_relaxed) == 0)
             return false;
         {
-            // The copy is made under the mutex, so no waiter leaves between the choice and the
-            // hand-over; the waiters are idle meanwhile anyway.
+            // Chosen and handed under the mutex, so no waiter leaves between the two; the
+            // waiters are idle meanwhile anyway.
             std::lock_guard lock(progress_mutex_);
             if (idle_helpers_.load(std::memory_order_relaxed) <= handed_.size())
                 return false;
-            std::vector<char> bytes = outcome.spares->take(outcome.results.size());
-            if (bytes.capacity() < outcome.results.size())
-                return false; // no spare large enough: decoded here
-            bytes.assign(outcome.results.begin(), outcome.results.end()); // no allocation
+            const std::size_t size = outcome.results.size();
+            handed work{chunk, outcome.ok_count, {}, 0, size, outcome.spares->shared_from_this()};
+            std::vector<char>* storage = outcome.storage;
+            if (storage != nullptr) {
+                // The results stay where they are; the transport reads on into the spare.
+                const char* first = outcome.results.data();
+                const std::size_t frame_end =
+                    static_cast<std::size_t>(first - storage->data()) + size;
+                work.bytes = outcome.spares->take_room(frame_end);
+                if (work.bytes.size() < frame_end)
+                    return false; // no spare large enough: decoded here
+                work.offset = static_cast<std::size_t>(first - storage->data());
+            } else {
+                work.bytes = outcome.spares->take(size);
+                if (work.bytes.capacity() < size)
+                    return false; // no spare large enough: decoded here
+                work.bytes.assign(outcome.results.begin(), outcome.results.end()); // no allocation
+            }
             try {
-                handed_.push_back({chunk, outcome.ok_count, std::move(bytes),
-                                   outcome.spares->shared_from_this()});
+                handed_.emplace_back();
             } catch (...) {
+                outcome.spares->give(std::move(work.bytes));
                 return false; // decoded here, from outcome.results
             }
+            if (storage != nullptr)
+                storage->swap(work.bytes); // noexcept: outcome.results now lies in work.bytes
+            handed_.back() = std::move(work);
             handed_any_.store(true, std::memory_order_relaxed);
         }
         progress_.notify_one();
@@ -334,7 +358,8 @@ private:
                 handed work = std::move(handed_.front());
                 handed_.pop_front();
                 lock.unlock();
-                deliver(work.chunk, work.ok_count, work.bytes, nullptr);
+                deliver(work.chunk, work.ok_count,
+                        std::span<const char>(work.bytes).subspan(work.offset, work.size), nullptr);
                 work.spares->give(std::move(work.bytes));
                 count_completed();
                 lock.lock();

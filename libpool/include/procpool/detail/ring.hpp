@@ -279,6 +279,10 @@ private:
 };
 
 /// Reassembles frames from a ring, however they were fragmented.
+///
+/// The frame is read into a std::vector<char> whose size is the room it has (its bytes past the
+/// frame are left over from earlier frames), so that whoever handles a frame may take that
+/// storage instead of copying the frame out of it: see storage().
 class frame_reader {
 public:
     /// Reads what is there; true when a whole frame is ready in frame(). Call reset() after
@@ -293,7 +297,7 @@ public:
             reserve(static_cast<std::size_t>(length_));
         }
         const std::uint64_t body = got_ - prefix;
-        got_ += ring.read_some(buffer_.get() + body, static_cast<std::size_t>(length_ - body));
+        got_ += ring.read_some(buffer_.data() + body, static_cast<std::size_t>(length_ - body));
         return got_ == prefix + length_;
     }
 
@@ -301,18 +305,21 @@ public:
     bool partial() const noexcept { return got_ != 0; }
 
     std::span<const std::byte> frame() const noexcept {
-        return {buffer_.get(), static_cast<std::size_t>(length_)};
+        return std::as_bytes(std::span(buffer_.data(), static_cast<std::size_t>(length_)));
     }
+
+    /// The buffer holding frame() at its start. Once a whole frame is ready, and until reset(),
+    /// a caller may swap it for another buffer (of any size: its size counts as room, its
+    /// bytes are overwritten) and keep the frame's bytes; frame() is then no longer valid.
+    std::vector<char>& storage() noexcept { return buffer_; }
 
     /// Forgets the frame. The buffer is kept for the next one while frames keep needing it:
     /// a large buffer (over 1 MiB) goes when a frame used less than a quarter of it, so one
     /// large frame does not pin its memory for the life of the pool, while a run of large
     /// frames reuses one buffer instead of faulting in fresh pages for each.
     void reset() noexcept {
-        if (capacity_ > keep_capacity && length_ < capacity_ / 4) {
-            buffer_.reset();
-            capacity_ = 0;
-        }
+        if (buffer_.size() > keep_capacity && length_ < buffer_.size() / 4)
+            std::vector<char>().swap(buffer_);
         got_ = 0;
         length_ = 0;
     }
@@ -320,18 +327,17 @@ public:
 private:
     static constexpr std::size_t keep_capacity = std::size_t{1} << 20;
 
-    /// Room for n bytes, not initialised: every byte is written by the ring before it is read.
+    /// Room for n bytes. Growing within the capacity zeroes only the new part; a new
+    /// allocation is zeroed once, which costs little beside faulting its pages in.
     void reserve(std::size_t n) {
-        if (n <= capacity_)
+        if (n <= buffer_.size())
             return;
-        buffer_.reset();
-        capacity_ = 0;
-        buffer_.reset(new std::byte[n]);
-        capacity_ = n;
+        if (n > buffer_.capacity())
+            std::vector<char>().swap(buffer_); // the old bytes need no copying
+        buffer_.resize(n);
     }
 
-    std::unique_ptr<std::byte[]> buffer_;
-    std::size_t capacity_ = 0;
+    std::vector<char> buffer_; // its size is the room for frames: see the class comment
     std::uint64_t length_ = 0;
     std::uint64_t got_ = 0;
 };
