@@ -488,10 +488,12 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     --w.sent;
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
     mean_chunk_ns_ = mean_chunk_ns_ == 0 ? ns : 0.9 * mean_chunk_ns_ + 0.1 * ns;
+    // The task frame is spare from here on (the worker read all of it before it answered),
+    // and often the one buffer large enough to take the results' place (see vector_result).
+    spares_->give(std::move(d.chunk.frame));
     outcome.spares = spares_.get();
     outcome.storage = storage;
     d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-    spares_->give(std::move(d.chunk.frame));
 }
 
 std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
