@@ -184,29 +184,37 @@ BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and
 }
 
 BOOST_AUTO_TEST_CASE(spare_frame_buffers_give_room_of_at_least_the_size_asked) {
-    frame_spares spares(4, std::size_t{64} << 20);
+    frame_spares spares(8, std::size_t{64} << 20);
     BOOST_TEST(spares.take_room(1).empty()); // nothing kept yet
-    std::vector<char> exact(std::size_t{200} << 10, 'x');
-    const char* exact_data = exact.data();
-    spares.give(std::move(exact));
-    std::vector<char> small(std::size_t{100} << 10, 's');
-    small.reserve(std::size_t{300} << 10);
-    const char* small_data = small.data();
-    spares.give(std::move(small));           // the newest: looked at first
-    spares.give(std::vector<char>(16, 't')); // under min_bytes: not kept
+    auto kept = [&](std::size_t size_kib, std::size_t capacity_kib, char fill) {
+        std::vector<char> b(size_kib << 10, fill);
+        b.reserve(capacity_kib << 10);
+        const void* data = b.data();
+        spares.give(std::move(b));
+        return data;
+    };
+    const void* exact = kept(200, 200, 'x');
+    const void* large = kept(900, 900, 'l');
+    const void* tight = kept(100, 260, 't'); // room beyond its size
+    const void* small = kept(100, 300, 's');
+    spares.give(std::vector<char>(16, 'u')); // under min_bytes: not kept
 
-    // None has the capacity: nothing is taken.
-    BOOST_TEST(spares.take_room(std::size_t{400} << 10).empty());
-    // One whose size already suffices is preferred over one that would need growing.
+    // None has the room: nothing is taken.
+    BOOST_TEST(spares.take_room(std::size_t{1000} << 10).empty());
+    // The smallest whose size already suffices is preferred over larger ones and over one that
+    // would need growing.
     std::vector<char> a = spares.take_room(std::size_t{150} << 10);
-    BOOST_TEST(a.data() == exact_data);
+    BOOST_TEST(static_cast<const void*>(a.data()) == exact);
     BOOST_TEST(a.size() == std::size_t{200} << 10);
-    // Otherwise one with the capacity grows to the size, in place.
+    BOOST_TEST(static_cast<const void*>(spares.take_room(std::size_t{800} << 10).data()) == large);
+    // Otherwise the one with the least capacity that suffices grows to the size, in place,
+    // keeping its bytes.
     std::vector<char> b = spares.take_room(std::size_t{250} << 10);
-    BOOST_TEST(b.data() == small_data);
+    BOOST_TEST(static_cast<const void*>(b.data()) == tight);
     BOOST_REQUIRE(b.size() == std::size_t{250} << 10);
-    BOOST_TEST(std::all_of(b.begin(), b.begin() + (100 << 10), [](char c) { return c == 's'; }));
-    BOOST_TEST(spares.take_room(1).empty()); // both taken
+    BOOST_TEST(std::all_of(b.begin(), b.begin() + (100 << 10), [](char c) { return c == 't'; }));
+    BOOST_TEST(static_cast<const void*>(spares.take_room(std::size_t{290} << 10).data()) == small);
+    BOOST_TEST(spares.take_room(1).empty()); // all taken
 }
 
 BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {

@@ -47,22 +47,28 @@ public:
 
     /// A kept buffer of at least `min_size` bytes (its size, not only its capacity), holding
     /// whatever it held, or an empty vector: room for a frame reader to read into (see
-    /// frame_reader::storage). One already that large is preferred, as it needs no zeroing.
+    /// frame_reader::storage). The smallest one already that large is preferred, as it needs no
+    /// zeroing and leaves the larger ones for larger frames; else the smallest that can grow to
+    /// it within its capacity.
     std::vector<char> take_room(std::size_t min_size) noexcept {
         // relaxed: as in take().
         if (count_.load(std::memory_order_relaxed) == 0)
             return {};
         std::lock_guard lock(mutex_);
-        std::size_t best = spares_.size();
-        for (std::size_t i = spares_.size(); i-- > 0;) {
-            if (spares_[i].size() >= min_size) {
-                best = i;
-                break;
+        const std::size_t none = spares_.size();
+        std::size_t sized = none, growable = none;
+        for (std::size_t i = 0; i < spares_.size(); ++i) {
+            const std::vector<char>& b = spares_[i];
+            if (b.size() >= min_size) {
+                if (sized == none || b.size() < spares_[sized].size())
+                    sized = i;
+            } else if (b.capacity() >= min_size) {
+                if (growable == none || b.capacity() < spares_[growable].capacity())
+                    growable = i;
             }
-            if (best == spares_.size() && spares_[i].capacity() >= min_size)
-                best = i;
         }
-        if (best == spares_.size())
+        const std::size_t best = sized != none ? sized : growable;
+        if (best == none)
             return {};
         std::vector<char> buffer = std::move(spares_[best]);
         spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(best));
