@@ -305,6 +305,42 @@ BOOST_AUTO_TEST_CASE(results_of_a_few_mib_each_travel_through_imap_intact) {
     BOOST_TEST(!result.next(patience).has_value());
 }
 
+BOOST_AUTO_TEST_CASE(large_results_of_changing_sizes_stay_intact_in_imap_and_imap_unordered) {
+    // Results of 64 KiB and more stay in the buffer the io thread read them into until the
+    // consumer is done with their chunk; the io thread reads on into a spare buffer, which
+    // may be larger or smaller than the next result.
+    procpool::pool pool(test_options(2));
+    std::vector<std::vector<char>> input;
+    const std::size_t kib[] = {70, 600, 130, 2048, 300, 64, 1000};
+    for (int i = 0; i < 21; ++i) {
+        std::vector<char> item(kib[i % 7] << 10);
+        for (std::size_t j = 0; j < item.size(); j += 53)
+            item[j] = static_cast<char>(i * 11 + j);
+        input.push_back(std::move(item));
+    }
+    for (const std::size_t chunksize : {std::size_t{1}, std::size_t{2}}) {
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            auto ordered = pool.imap(identity, input, chunksize);
+            BOOST_TEST((drain(ordered) == input));
+            auto unordered = pool.imap_unordered(identity, input, chunksize);
+            auto got = drain(unordered);
+            auto expected = input;
+            std::sort(got.begin(), got.end());
+            std::sort(expected.begin(), expected.end());
+            BOOST_TEST((got == expected));
+        }
+    }
+    {
+        // Left after two results, with large ones still arriving: their buffers are let go.
+        auto left = pool.imap(identity, input, 1);
+        BOOST_REQUIRE(left.next(patience).has_value());
+        BOOST_REQUIRE(left.next(patience).has_value());
+    }
+    BOOST_TEST((pool.map(identity, input, 1) == input));
+    auto again = pool.imap(identity, input, 3);
+    BOOST_TEST((drain(again) == input));
+}
+
 BOOST_AUTO_TEST_CASE(imap_after_close_throws_state_error_and_chunksize_0_is_invalid) {
     procpool::pool pool(test_options(2));
     BOOST_CHECK_THROW(pool.imap(square, iota_vector(3), 0), std::invalid_argument);

@@ -5,8 +5,10 @@
 //   consumer   (the thread calling next()) encodes the next chunks of input in its own thread,
 //              as callers of map do, whenever the outstanding chunks fall to half the
 //              read-ahead, and waits for the chunk it needs.
-//   io thread  calls complete_chunk(): copies the chunk's result bytes (the ring is reused)
-//              and wakes the consumer. Decoding happens in the consumer, off the io thread.
+//   io thread  calls complete_chunk(): keeps the chunk's result bytes (the ring is reused:
+//              large ones stay in the buffer they were read into, which the io thread swaps
+//              for a spare, as map's hand-over does; small ones are copied) and wakes the
+//              consumer. Decoding happens in the consumer, off the io thread.
 //   join()     calls read_rest() to read the input left, as Python's join waits for its task
 //              handler to queue every imap input.
 // Memory: a bounded number of chunks is outstanding (submitted and not yet handed to the
@@ -17,6 +19,7 @@
 #pragma once
 
 #include <procpool/detail/core.hpp>
+#include <procpool/detail/frame_spares.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace procpool::detail {
@@ -46,11 +50,41 @@ public:
     virtual encoded_chunk next_chunk(pool_core* core) noexcept = 0;
 };
 
-/// A finished chunk as the consumer receives it.
+/// A finished chunk as the consumer receives it. Move-only: its buffer may be one of the
+/// pool's spares, which goes back to them when the chunk is dropped.
 struct imap_chunk {
-    std::vector<char> results; ///< archive of ok_count results
+    imap_chunk() = default;
+    imap_chunk(imap_chunk&&) noexcept = default;
+    imap_chunk& operator=(imap_chunk&& other) noexcept {
+        release();
+        buffer = std::move(other.buffer);
+        offset = other.offset;
+        size = other.size;
+        spares = std::move(other.spares);
+        ok_count = other.ok_count;
+        error = std::move(other.error);
+        return *this;
+    }
+    ~imap_chunk() { release(); }
+
+    /// The archive of the ok_count results.
+    std::span<const char> results() const noexcept {
+        return std::span<const char>(buffer).subspan(offset, size);
+    }
+
+    std::vector<char> buffer; ///< holds the results at [offset, offset + size)
+    std::size_t offset = 0;
+    std::size_t size = 0;
+    std::shared_ptr<frame_spares> spares; ///< where `buffer` goes back, or null
     std::uint64_t ok_count = 0;
     std::exception_ptr error; ///< the item after the ok ones failed (or the chunk was lost)
+
+private:
+    void release() noexcept {
+        if (spares)
+            spares->give(std::move(buffer));
+        spares.reset();
+    }
 };
 
 class imap_channel final : public result_sink,
