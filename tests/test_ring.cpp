@@ -54,11 +54,10 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-/// Streams `frame` through the ring with a writer and a reader taking turns, as two processes
-/// would when the frame is larger than the ring.
-std::vector<std::byte> stream_through(test_ring& ring, const std::vector<std::byte>& frame) {
-    frame_writer writer;
-    frame_reader reader;
+/// Streams `frame` through the ring with `writer` and `reader` taking turns, as two processes
+/// would when the frame is larger than the ring, until the reader has all of it.
+void pump_until_read(test_ring& ring, frame_writer& writer, frame_reader& reader,
+                     const std::vector<std::byte>& frame) {
     writer.start(frame);
     for (int spins = 0;; ++spins) {
         writer.pump(ring.producer);
@@ -67,6 +66,13 @@ std::vector<std::byte> stream_through(test_ring& ring, const std::vector<std::by
         BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
     }
     BOOST_TEST(!writer.busy());
+}
+
+/// The frame as a fresh writer and reader stream it through the ring.
+std::vector<std::byte> stream_through(test_ring& ring, const std::vector<std::byte>& frame) {
+    frame_writer writer;
+    frame_reader reader;
+    pump_until_read(ring, writer, reader, frame);
     auto out = std::vector<std::byte>(reader.frame().begin(), reader.frame().end());
     reader.reset();
     return out;
@@ -164,13 +170,7 @@ BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and
     frame_reader reader;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
         const auto frame = pattern(sizes[i], static_cast<unsigned>(i + 40));
-        writer.start(frame);
-        for (int spins = 0;; ++spins) {
-            writer.pump(ring.producer);
-            if (reader.pump(ring.consumer))
-                break;
-            BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
-        }
+        pump_until_read(ring, writer, reader, frame);
         BOOST_TEST_CONTEXT("frame " << i << " of " << sizes[i] << " bytes") {
             BOOST_TEST(std::equal(frame.begin(), frame.end(), reader.frame().begin(),
                                   reader.frame().end()));

@@ -166,33 +166,19 @@ void imap_channel::abandon() noexcept {
 
 void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept {
     // Kept before taking the lock, which the consumer waits on: a chunk of an abandoned imap
-    // is kept for nothing, a rare waste.
+    // is kept for nothing, a rare waste. Large results stay in the buffer they were read into
+    // (kept_results::lend); small ones are copied.
     imap_chunk chunk;
-    chunk.size = outcome.results.size();
     chunk.ok_count = outcome.ok_count;
     chunk.error = outcome.error;
-    std::vector<char>* storage = outcome.storage;
-    if (storage != nullptr && outcome.spares != nullptr && chunk.size >= frame_spares::min_bytes) {
-        // The results stay in the buffer they were read into; the transport reads on into a
-        // spare of the same room (see chunk_outcome::storage).
-        chunk.offset = static_cast<std::size_t>(outcome.results.data() - storage->data());
-        std::vector<char> room = outcome.spares->take_room(chunk.offset + chunk.size);
-        if (!room.empty()) {
-            storage->swap(room);
-            chunk.buffer = std::move(room);
-            chunk.spares = outcome.spares->shared_from_this();
-        }
-    }
-    if (!chunk.spares) {
-        chunk.offset = 0;
-        try {
-            chunk.buffer.assign(outcome.results.begin(), outcome.results.end());
-        } catch (...) {
-            chunk.buffer.clear();
-            chunk.size = 0;
-            chunk.ok_count = 0;
-            chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
-        }
+    std::optional<kept_results> lent;
+    if (outcome.results.size() >= frame_spares::min_bytes)
+        lent = kept_results::lend(outcome);
+    try {
+        chunk.results = lent ? std::move(*lent) : kept_results(outcome.results);
+    } catch (...) {
+        chunk.ok_count = 0;
+        chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
     }
     {
         std::lock_guard lock(mutex_);

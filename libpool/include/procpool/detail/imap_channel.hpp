@@ -19,7 +19,6 @@
 #pragma once
 
 #include <procpool/detail/core.hpp>
-#include <procpool/detail/frame_spares.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -30,7 +29,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <vector>
 
 namespace procpool::detail {
@@ -50,41 +48,11 @@ public:
     virtual encoded_chunk next_chunk(pool_core* core) noexcept = 0;
 };
 
-/// A finished chunk as the consumer receives it. Move-only: its buffer may be one of the
-/// pool's spares, which goes back to them when the chunk is dropped.
+/// A finished chunk as the consumer receives it.
 struct imap_chunk {
-    imap_chunk() = default;
-    imap_chunk(imap_chunk&&) noexcept = default;
-    imap_chunk& operator=(imap_chunk&& other) noexcept {
-        release();
-        buffer = std::move(other.buffer);
-        offset = other.offset;
-        size = other.size;
-        spares = std::move(other.spares);
-        ok_count = other.ok_count;
-        error = std::move(other.error);
-        return *this;
-    }
-    ~imap_chunk() { release(); }
-
-    /// The archive of the ok_count results.
-    std::span<const char> results() const noexcept {
-        return std::span<const char>(buffer).subspan(offset, size);
-    }
-
-    std::vector<char> buffer; ///< holds the results at [offset, offset + size)
-    std::size_t offset = 0;
-    std::size_t size = 0;
-    std::shared_ptr<frame_spares> spares; ///< where `buffer` goes back, or null
+    kept_results results; ///< archive of ok_count results
     std::uint64_t ok_count = 0;
     std::exception_ptr error; ///< the item after the ok ones failed (or the chunk was lost)
-
-private:
-    void release() noexcept {
-        if (spares)
-            spares->give(std::move(buffer));
-        spares.reset();
-    }
 };
 
 class imap_channel final : public result_sink,

@@ -13,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -34,6 +35,69 @@ struct chunk_outcome {
     /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
     /// spare (frame_reader::storage); null when it must copy them out instead.
     std::vector<char>* storage = nullptr;
+};
+
+/// A chunk's results kept past complete_chunk, for another thread to decode: in the buffer the
+/// transport read them into, or a copy. A buffer lent by the pool's spares goes back to them
+/// when this is dropped. Move-only.
+class kept_results {
+public:
+    kept_results() = default;
+    /// Copies `results` into a buffer of its own (not a spare). May throw std::bad_alloc.
+    explicit kept_results(std::span<const char> results)
+        : buffer_(results.begin(), results.end())
+        , size_(results.size()) {}
+    kept_results(kept_results&&) noexcept = default;
+    kept_results& operator=(kept_results&& other) noexcept {
+        give_back();
+        buffer_ = std::move(other.buffer_);
+        offset_ = other.offset_;
+        size_ = other.size_;
+        spares_ = std::move(other.spares_);
+        return *this;
+    }
+    ~kept_results() { give_back(); }
+
+    /// Keeps `outcome.results` in a spare buffer: without a copy when the outcome offers its
+    /// storage (the storage is swapped for a spare of the same room, which the transport reads
+    /// on into), else copied into a spare. Called by the io thread, in complete_chunk. Nothing
+    /// (and `outcome` untouched) when there are no spares or none large enough.
+    static std::optional<kept_results> lend(const chunk_outcome& outcome) noexcept {
+        if (outcome.spares == nullptr)
+            return std::nullopt;
+        kept_results kept;
+        kept.size_ = outcome.results.size();
+        if (std::vector<char>* storage = outcome.storage) {
+            kept.offset_ = static_cast<std::size_t>(outcome.results.data() - storage->data());
+            kept.buffer_ = outcome.spares->take_room(kept.offset_ + kept.size_);
+            if (kept.buffer_.empty())
+                return std::nullopt;
+            storage->swap(kept.buffer_); // outcome.results now lies in kept.buffer_
+        } else {
+            kept.buffer_ = outcome.spares->take(kept.size_);
+            if (kept.buffer_.capacity() < kept.size_)
+                return std::nullopt;
+            kept.buffer_.assign(outcome.results.begin(), outcome.results.end()); // no allocation
+        }
+        kept.spares_ = outcome.spares->shared_from_this();
+        return kept;
+    }
+
+    std::span<const char> bytes() const noexcept {
+        return std::span<const char>(buffer_).subspan(offset_, size_);
+    }
+
+private:
+    void give_back() noexcept {
+        if (spares_)
+            spares_->give(std::move(buffer_));
+        spares_.reset();
+    }
+
+    std::vector<char> buffer_; // holds the results at [offset_, offset_ + size_)
+    std::size_t offset_ = 0;
+    std::size_t size_ = 0;
+    std::shared_ptr<frame_spares> spares_; // where buffer_ goes back, or null
 };
 
 /// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,
@@ -284,10 +348,7 @@ private:
     struct handed {
         std::size_t chunk;
         std::uint64_t ok_count;
-        std::vector<char> bytes; // holds the results at [offset, offset + size)
-        std::size_t offset;
-        std::size_t size;
-        std::shared_ptr<frame_spares> spares; // where `bytes` goes back
+        kept_results results;
     };
 
     /// Called by the io thread: hands the chunk to an idle waiter if there is one and a spare
@@ -308,33 +369,17 @@ private:
             std::lock_guard lock(progress_mutex_);
             if (idle_helpers_.load(std::memory_order_relaxed) <= handed_.size())
                 return false;
-            const std::size_t size = outcome.results.size();
-            handed work{chunk, outcome.ok_count, {}, 0, size, outcome.spares->shared_from_this()};
-            std::vector<char>* storage = outcome.storage;
-            if (storage != nullptr) {
-                // The results stay where they are; the transport reads on into the spare.
-                const char* first = outcome.results.data();
-                const std::size_t frame_end =
-                    static_cast<std::size_t>(first - storage->data()) + size;
-                work.bytes = outcome.spares->take_room(frame_end);
-                if (work.bytes.size() < frame_end)
-                    return false; // no spare large enough: decoded here
-                work.offset = static_cast<std::size_t>(first - storage->data());
-            } else {
-                work.bytes = outcome.spares->take(size);
-                if (work.bytes.capacity() < size)
-                    return false; // no spare large enough: decoded here
-                work.bytes.assign(outcome.results.begin(), outcome.results.end()); // no allocation
-            }
             try {
-                handed_.emplace_back();
+                handed_.emplace_back(); // its place first: lend() may take the results' storage
             } catch (...) {
-                outcome.spares->give(std::move(work.bytes));
                 return false; // decoded here, from outcome.results
             }
-            if (storage != nullptr)
-                storage->swap(work.bytes); // noexcept: outcome.results now lies in work.bytes
-            handed_.back() = std::move(work);
+            std::optional<kept_results> kept = kept_results::lend(outcome);
+            if (!kept) {
+                handed_.pop_back();
+                return false; // no spare large enough: decoded here
+            }
+            handed_.back() = {chunk, outcome.ok_count, std::move(*kept)};
             handed_any_.store(true, std::memory_order_relaxed);
         }
         progress_.notify_one();
@@ -358,9 +403,8 @@ private:
                 handed work = std::move(handed_.front());
                 handed_.pop_front();
                 lock.unlock();
-                deliver(work.chunk, work.ok_count,
-                        std::span<const char>(work.bytes).subspan(work.offset, work.size), nullptr);
-                work.spares->give(std::move(work.bytes));
+                deliver(work.chunk, work.ok_count, work.results.bytes(), nullptr);
+                work = {}; // its buffer back to the spares
                 count_completed();
                 lock.lock();
                 continue;
