@@ -6,6 +6,7 @@
 #include <procpool/detail/exception_codec.hpp>
 #include <procpool/errors.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <stdexcept>
@@ -108,8 +109,7 @@ struct with_serialize {
 template <class T>
 T plain_round_trip(const T& in, std::size_t* size = nullptr) {
     std::vector<char> bytes;
-    plain_writer writer(bytes);
-    writer << in;
+    plain_writer(bytes) << in; // the vector holds exactly the value once the writer ends
     if (size != nullptr)
         *size = bytes.size();
     plain_reader reader(bytes);
@@ -163,8 +163,7 @@ BOOST_AUTO_TEST_CASE(plain_encoding_is_the_bytes_and_a_length_before_a_sequence)
 
 BOOST_AUTO_TEST_CASE(a_truncated_plain_value_throws_and_reads_nothing_past_the_end) {
     std::vector<char> bytes;
-    plain_writer writer(bytes);
-    writer << std::string("hello") << 42;
+    plain_writer(bytes) << std::string("hello") << 42;
     for (std::size_t cut = 0; cut < bytes.size(); ++cut)
         BOOST_TEST_CONTEXT("cut at " << cut) {
             plain_reader reader(std::span<const char>(bytes).first(cut));
@@ -178,6 +177,55 @@ BOOST_AUTO_TEST_CASE(a_truncated_plain_value_throws_and_reads_nothing_past_the_e
     plain_reader reader(lying);
     std::vector<int> v;
     BOOST_CHECK_THROW(reader >> v, std::length_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_plain_writer_appends_after_what_the_vector_held_and_leaves_exactly_it) {
+    // A reused frame buffer: a header already in it, room reserved beyond it.
+    std::vector<char> out{'h', 'd', 'r'};
+    out.reserve(std::size_t{1} << 20);
+    std::vector<char> expected = out;
+    auto append = [&expected](const void* p, std::size_t n) {
+        const auto* c = static_cast<const char*>(p);
+        expected.insert(expected.end(), c, c + n);
+    };
+    {
+        plain_writer writer(out);
+        BOOST_TEST(writer.size() == 3u);
+        // Small values past several growth steps, then values larger than one step (64 KiB).
+        for (std::int64_t i = 0; i < 30'000; ++i) {
+            writer << i;
+            append(&i, sizeof i);
+        }
+        for (std::size_t n : {std::size_t{100'000}, std::size_t{5}, std::size_t{3} << 20}) {
+            const std::string s(n, static_cast<char>('a' + n % 26));
+            writer << s;
+            const auto length = static_cast<std::uint64_t>(n);
+            append(&length, sizeof length);
+            append(s.data(), n);
+        }
+        BOOST_TEST(writer.size() == expected.size());
+        writer.flush();
+        BOOST_TEST(out == expected, boost::test_tools::per_element());
+
+        // Writing goes on after a flush; a run is the same bytes as its values one by one.
+        const std::array<double, 5> run{0.5, -1, 2e300, 3, 4};
+        writer.write_run(run.data(), run.size());
+        append(run.data(), sizeof run);
+        std::vector<char> one_by_one;
+        {
+            plain_writer single(one_by_one);
+            for (double d : run)
+                single << d;
+        }
+        BOOST_TEST(std::equal(one_by_one.begin(), one_by_one.end(),
+                              expected.end() - static_cast<std::ptrdiff_t>(sizeof run)));
+        writer << std::int16_t{7};
+        const std::int16_t seven = 7;
+        append(&seven, sizeof seven);
+        BOOST_TEST(writer.size() == expected.size());
+    } // the writer's end cuts the vector back to what was written
+    BOOST_TEST(out.size() == expected.size());
+    BOOST_TEST(out == expected, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(value_codecs_pick_plain_or_archive_and_read_back_what_they_wrote) {

@@ -5,9 +5,13 @@
 #include "tasks.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstdint>
+#include <deque>
 #include <list>
 #include <ranges>
+#include <span>
 #include <thread>
 
 using namespace tasks;
@@ -107,6 +111,56 @@ BOOST_AUTO_TEST_CASE(map_returns_results_in_input_order_for_every_chunksize) {
         BOOST_TEST_CONTEXT("chunksize " << chunksize) {
             BOOST_TEST(pool.map(square, input, chunksize) == squares(1000));
         }
+}
+
+namespace {
+long twice(long x) {
+    return 2 * x;
+}
+std::array<int, 2> split(double x) {
+    return {static_cast<int>(x), static_cast<int>(-2 * x)};
+}
+enum class shade : std::uint8_t { light, dark };
+shade flip(shade s) {
+    return s == shade::light ? shade::dark : shade::light;
+}
+} // namespace
+
+// Items stored side by side whose encoding is their bytes go into a chunk in one copy, and
+// results of such types come out of one; each must still land in its place.
+BOOST_AUTO_TEST_CASE(items_and_results_copied_a_chunk_at_a_time_keep_their_places) {
+    procpool::pool pool(test_options(2));
+    constexpr long n = 1001;
+    std::vector<long> longs;
+    std::vector<long> doubled;
+    for (long i = -500; i < n - 500; ++i) {
+        longs.push_back(i);
+        doubled.push_back(2 * i);
+    }
+    const std::deque<long> deque(longs.begin(), longs.end()); // not contiguous: one by one
+    const std::span<const long> middle = std::span(longs).subspan(7, 500);
+    const std::vector<long> middle_doubled(doubled.begin() + 7, doubled.begin() + 507);
+    for (std::size_t chunksize : {0u, 1u, 3u, 64u, 500u, 1000u, 1001u, 1002u})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_TEST(pool.map(twice, longs, chunksize) == doubled);
+            BOOST_TEST(pool.map(twice, deque, chunksize) == doubled);
+            BOOST_TEST(pool.map(twice, middle, chunksize) == middle_doubled);
+            std::vector<long> streamed;
+            for (long value : pool.imap(twice, longs, std::max<std::size_t>(chunksize, 1)))
+                streamed.push_back(value);
+            BOOST_TEST(streamed == doubled);
+        }
+
+    const std::array<double, 9> halves{0.5, 1.5, -2.5, 3, 4, 5, 6, 7, 8};
+    std::vector<std::array<int, 2>> split_expected;
+    for (double x : halves)
+        split_expected.push_back(split(x));
+    for (std::size_t chunksize : {1u, 2u, 9u})
+        BOOST_TEST((pool.map(split, halves, chunksize) == split_expected));
+
+    const std::vector<shade> shades{shade::dark, shade::light, shade::light, shade::dark};
+    BOOST_TEST((pool.map(flip, shades, 3) ==
+                std::vector<shade>{shade::light, shade::dark, shade::dark, shade::light}));
 }
 
 BOOST_AUTO_TEST_CASE(map_of_many_chunks_handed_over_in_batches_keeps_every_position) {

@@ -22,6 +22,7 @@
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -102,38 +103,91 @@ template <class T, std::size_t N>
 struct is_bytes<std::array<T, N>> : is_bytes<T> {};
 
 /// Writes plain values to the end of a vector. Not thread-safe.
+///
+/// Small values are copied in at a cursor into room grown ahead of them (zeroed at most 64 KiB
+/// at a time, so the zeroes are still in the cache when they are overwritten): a value of a few
+/// bytes costs a compare and a copy, not a call to vector::insert. So the vector may be longer
+/// than what was written until flush() or the writer's end cuts it back. A large value that
+/// does not fit the room is appended with vector::insert instead, copied once and never zeroed.
 class plain_writer {
 public:
     explicit plain_writer(std::vector<char>& out) noexcept
-        : out_(out) {}
+        : out_(out)
+        , used_(out.size()) {}
+    plain_writer(const plain_writer&) = delete;
+    plain_writer& operator=(const plain_writer&) = delete;
+    ~plain_writer() { flush(); }
 
     template <plain_value T>
     plain_writer& operator<<(const T& value) {
         if constexpr (std::is_arithmetic_v<T> || is_bytes<T>::value) {
             bytes(&value, sizeof value);
         } else if constexpr (std::is_same_v<T, std::string>) {
-            length(value.size());
-            bytes(value.data(), value.size());
+            sequence(value.size(), value.data(), value.size());
         } else if constexpr (requires { typename T::allocator_type; }) { // std::vector
-            length(value.size());
-            bytes(value.data(), value.size() * sizeof(typename T::value_type));
+            sequence(value.size(), value.data(), value.size() * sizeof(typename T::value_type));
         } else { // array, pair, tuple
             std::apply([this](const auto&... element) { ((*this << element), ...); }, value);
         }
         return *this;
     }
 
+    /// Writes `count` values whose encoding is their bytes (is_bytes), as `count` writes of one
+    /// would, in one copy.
+    template <class T>
+    void write_run(const T* first, std::size_t count) {
+        static_assert(is_bytes<T>::value);
+        bytes(first, count * sizeof(T));
+    }
+
+    /// Bytes in the vector that were written, by this writer or before it.
+    std::size_t size() const noexcept { return used_; }
+
+    /// Cuts the vector back to what was written; the writer may go on writing afterwards.
+    void flush() noexcept { out_.resize(used_); } // shrinking never allocates
+
 private:
-    void length(std::size_t n) {
-        const auto size = static_cast<std::uint64_t>(n);
-        bytes(&size, sizeof size);
+    /// Values from this size on are appended with insert when they do not fit the room.
+    static constexpr std::size_t large = 1024;
+
+    /// A u64 element count, then the elements' `n` bytes.
+    void sequence(std::size_t count, const void* p, std::size_t n) {
+        const auto length = static_cast<std::uint64_t>(count);
+        if (n >= large && sizeof length + n > out_.size() - used_) {
+            append(&length, sizeof length);
+            append(p, n);
+        } else {
+            bytes(&length, sizeof length);
+            bytes(p, n);
+        }
     }
     void bytes(const void* p, std::size_t n) {
+        if (n > out_.size() - used_) [[unlikely]] {
+            if (n >= large)
+                return append(p, n);
+            grow(n);
+        }
+        if (n != 0) // an empty vector's data() may be null: no memcpy then
+            std::memcpy(out_.data() + used_, p, n);
+        used_ += n;
+    }
+    /// Makes room for n more bytes past used_, and as many again as the vector holds, up to
+    /// 64 KiB. Growing beyond the capacity doubles it, as push_back would.
+    void grow(std::size_t n) {
+        constexpr std::size_t max_step = std::size_t{64} << 10;
+        const std::size_t step = std::clamp<std::size_t>(out_.size(), 64, max_step);
+        out_.resize(std::max(used_ + n, out_.size() + step));
+    }
+    /// Appends n bytes with insert, in place of the room (growth is geometric there too).
+    void append(const void* p, std::size_t n) {
+        out_.resize(used_); // shrinking never allocates
         const auto* c = static_cast<const char*>(p);
         out_.insert(out_.end(), c, c + n);
+        used_ += n;
     }
 
     std::vector<char>& out_;
+    std::size_t used_; // bytes of out_ written; out_.size() may be larger until flush()
 };
 
 /// Reads what plain_writer wrote, from a span it does not copy. Throws std::length_error when
@@ -202,8 +256,9 @@ private:
 };
 
 /// Writes values to the end of a vector: as plain bytes, or (Plain false) into one Boost binary
-/// archive for the encoder's life. Neither copyable nor movable (the archive refers to the
-/// streambuf beside it).
+/// archive for the encoder's life. The vector holds exactly what was written after flush() and
+/// at the encoder's end. Neither copyable nor movable (the archive refers to the streambuf
+/// beside it).
 template <bool Plain>
 class encoder {
 public:
@@ -215,6 +270,13 @@ public:
     void write(const T& value) {
         writer_ << value;
     }
+    /// Writes `count` values of an is_bytes type in one copy.
+    template <class T>
+    void write_run(const T* first, std::size_t count) {
+        writer_.write_run(first, count);
+    }
+    /// Leaves the vector holding exactly what was written (see plain_writer).
+    void flush() noexcept { writer_.flush(); }
 
 private:
     plain_writer writer_;
@@ -231,6 +293,8 @@ public:
     void write(const T& value) {
         archive_ << value;
     }
+    /// The vector always holds exactly what was written.
+    void flush() noexcept {}
 
 private:
     vector_sink sink_;
@@ -281,8 +345,9 @@ using value_decoder = decoder<plain_value<T>>;
 template <class Pod>
 void append_pod(std::vector<char>& out, const Pod& pod) {
     static_assert(std::is_trivially_copyable_v<Pod>);
-    const auto* p = reinterpret_cast<const char*>(&pod);
-    out.insert(out.end(), p, p + sizeof(Pod));
+    const std::size_t used = out.size();
+    out.resize(used + sizeof(Pod));
+    std::memcpy(out.data() + used, &pod, sizeof(Pod));
 }
 
 /// Reads a trivially copyable object from the start of `in`; the caller checks the size.

@@ -93,12 +93,26 @@ private:
 template <bool Star, class F, class Item, class It, class End, class TakeBuffer>
 void fill_chunk(std::optional<frame_encoder<F, Item, Star>>& encoder, const F& f, It& it,
                 const End& end, std::size_t chunksize, TakeBuffer&& take_buffer) {
-    for (; it != end && (!encoder || encoder->size() < chunksize); ++it) {
-        // Binds directly for real elements, materialises a proxy or a prvalue once.
-        const Item& item = *it;
+    if constexpr (!Star && plain_items<F, Item> && is_bytes<Item>::value &&
+                  std::contiguous_iterator<It> && std::sized_sentinel_for<End, It> &&
+                  std::is_same_v<std::iter_value_t<It>, Item>) {
+        // Items stored side by side whose encoding is their bytes: the chunk is one copy.
+        if (it == end || (encoder && encoder->size() >= chunksize))
+            return;
         if (!encoder)
             encoder.emplace(f, frame_kind::task, take_buffer());
-        encoder->add(item);
+        const auto left = static_cast<std::size_t>(end - it);
+        const std::size_t count = std::min(left, chunksize - encoder->size());
+        encoder->add_run(std::to_address(it), count);
+        it += static_cast<std::iter_difference_t<It>>(count);
+    } else {
+        for (; it != end && (!encoder || encoder->size() < chunksize); ++it) {
+            // Binds directly for real elements, materialises a proxy or a prvalue once.
+            const Item& item = *it;
+            if (!encoder)
+                encoder.emplace(f, frame_kind::task, take_buffer());
+            encoder->add(item);
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -448,10 +450,7 @@ private:
         std::exception_ptr failure = error;
         if (ok_count > 0) {
             try {
-                value_decoder<R> decoder(results);
-                const std::size_t first = chunk * chunksize_;
-                for (std::uint64_t i = 0; i < ok_count; ++i)
-                    values_.at(first + i) = decode_value<R>(decoder);
+                decode_chunk(chunk * chunksize_, ok_count, results);
             } catch (...) {
                 failure = std::current_exception();
             }
@@ -471,6 +470,22 @@ private:
         else
             return;
         finished();
+    }
+
+    /// Decodes `count` results into values_ from index `first`.
+    void decode_chunk(std::size_t first, std::uint64_t count, std::span<const char> results) {
+        if (first > values_.size() || count > values_.size() - first)
+            throw std::out_of_range("procpool: a chunk has more results than the map has items");
+        if constexpr (plain_value<R> && is_bytes<R>::value) {
+            // The results are the values' bytes, side by side: one copy.
+            if (count > results.size() / sizeof(R))
+                throw_decode_error("input stream error: the value is truncated");
+            std::memcpy(values_.data() + first, results.data(), count * sizeof(R));
+        } else {
+            value_decoder<R> decoder(results);
+            for (std::uint64_t i = 0; i < count; ++i)
+                values_[first + i] = decode_value<R>(decoder);
+        }
     }
 
     std::vector<R> values_;

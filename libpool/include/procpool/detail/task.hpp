@@ -211,10 +211,19 @@ public:
         ++header_.item_count;
     }
 
+    /// Adds `count` items of an is_bytes type at once, as `count` calls of add would.
+    template <class T>
+    void add_run(const T* first, std::size_t count) {
+        static_assert(plain_items<F, Item> && std::is_same_v<T, Item> && is_bytes<T>::value);
+        guarded([&] { sink_.write_run(first, count); });
+        header_.item_count += count;
+    }
+
     std::uint64_t size() const noexcept { return header_.item_count; }
 
     /// The finished frame; the encoder is spent afterwards.
     std::vector<char> finish() && {
+        sink_.flush();
         std::memcpy(frame_.data(), &header_, sizeof header_);
         return std::move(frame_);
     }
