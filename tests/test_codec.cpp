@@ -226,6 +226,21 @@ BOOST_AUTO_TEST_CASE(a_plain_writer_appends_after_what_the_vector_held_and_leave
     } // the writer's end cuts the vector back to what was written
     BOOST_TEST(out.size() == expected.size());
     BOOST_TEST(out == expected, boost::test_tools::per_element());
+
+    // A frame is moved out of its vector before the writer ends (frame_encoder::finish): the
+    // writer's end must not grow the emptied vector back to what it had written.
+    std::vector<char> frame;
+    std::vector<char> taken;
+    {
+        plain_writer writer(frame);
+        for (int i = 0; i < 1000; ++i)
+            writer << i;
+        writer.flush();
+        taken = std::move(frame);
+        frame.clear(); // moved from: valid but unspecified; empty in every library we use
+    }
+    BOOST_TEST(taken.size() == 1000 * sizeof(int));
+    BOOST_TEST(frame.empty());
 }
 
 BOOST_AUTO_TEST_CASE(value_codecs_pick_plain_or_archive_and_read_back_what_they_wrote) {

@@ -143,8 +143,12 @@ public:
     /// Bytes in the vector that were written, by this writer or before it.
     std::size_t size() const noexcept { return used_; }
 
-    /// Cuts the vector back to what was written; the writer may go on writing afterwards.
-    void flush() noexcept { out_.resize(used_); } // shrinking never allocates
+    /// Cuts the vector back to what was written; the writer may go on writing afterwards. Only
+    /// ever shrinks: a vector taken away since (moved from, so empty) is left alone.
+    void flush() noexcept {
+        if (out_.size() > used_)
+            out_.resize(used_); // shrinking never allocates
+    }
 
 private:
     /// Values from this size on are appended with insert when they do not fit the room.
