@@ -76,9 +76,9 @@ using emit_fn = std::function<void(boost::json::object)>;
 // --repeat timed runs, and the CPython peer does the same: they measure a pool in steady use.
 // A first pass pays one-off costs that pool start (`startup`) and a program's first map pay
 // once: glibc maps the first large result vector and only raises its mmap threshold when it is
-// freed, so the first two maps of 2 000 000 longs fault in 30 MB and 13 MB that later ones
-// reuse (on the development VM 27-29 and 18-21 ms, later 13-15 ms; CPython's first map is about
-// 10% slower than its later ones).
+// freed, so the first two maps of 2 000 000 longs fault in memory that later ones reuse (on
+// the development VM 20-24 and 11-12 ms, later 5-7 ms; CPython's first map is about 10% slower
+// than its later ones).
 void tiny_map(const settings& s, const emit_fn& emit) {
     struct variant {
         std::size_t items;

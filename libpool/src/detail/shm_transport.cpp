@@ -303,15 +303,13 @@ public:
                     return;
                 ::sched_yield();
             } while (std::chrono::steady_clock::now() - start < io_idle_spin);
+            wait_for(segment_.header().parent_event, ready, std::chrono::microseconds(0));
+            return;
         }
-        auto spin = std::chrono::microseconds(0);
-        if (in_flight) {
-            const bool streaming =
-                std::any_of(workers_.begin(), workers_.end(),
-                            [](const worker& w) { return w.reader.partial() || w.writer.busy(); });
-            spin = streaming ? io_stream_spin : io_spin;
-        }
-        wait_for(segment_.header().parent_event, ready, spin);
+        const bool streaming = std::any_of(workers_.begin(), workers_.end(), [](const worker& w) {
+            return w.reader.partial() || w.writer.busy();
+        });
+        wait_for(segment_.header().parent_event, ready, streaming ? io_stream_spin : io_spin);
     }
 
     void wake() noexcept override { notify(segment_.header().parent_event); }

@@ -33,14 +33,11 @@ public:
             return {};
         std::lock_guard lock(mutex_);
         for (std::size_t i = spares_.size(); i-- > 0;) {
-            if (spares_[i].capacity() < min_capacity)
-                continue;
-            std::vector<char> buffer = std::move(spares_[i]);
-            spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
-            bytes_ -= buffer.capacity();
-            count_.store(spares_.size(), std::memory_order_relaxed);
-            buffer.clear();
-            return buffer;
+            if (spares_[i].capacity() >= min_capacity) {
+                std::vector<char> buffer = take_at(i);
+                buffer.clear();
+                return buffer;
+            }
         }
         return {};
     }
@@ -70,10 +67,7 @@ public:
         const std::size_t best = sized != none ? sized : growable;
         if (best == none)
             return {};
-        std::vector<char> buffer = std::move(spares_[best]);
-        spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(best));
-        bytes_ -= buffer.capacity();
-        count_.store(spares_.size(), std::memory_order_relaxed);
+        std::vector<char> buffer = take_at(best);
         if (buffer.size() < min_size)
             buffer.resize(min_size); // within its capacity: no allocation
         return buffer;
@@ -111,6 +105,16 @@ public:
     }
 
 private:
+    /// Removes spare `i` and returns it as it is. Callers hold mutex_.
+    std::vector<char> take_at(std::size_t i) noexcept {
+        std::vector<char> buffer = std::move(spares_[i]);
+        spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
+        bytes_ -= buffer.capacity();
+        // relaxed: a hint; the mutex orders the buffers themselves.
+        count_.store(spares_.size(), std::memory_order_relaxed);
+        return buffer;
+    }
+
     const std::size_t max_count_;
     const std::size_t max_bytes_;
     std::mutex mutex_;

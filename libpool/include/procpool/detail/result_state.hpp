@@ -476,7 +476,7 @@ private:
     void decode_chunk(std::size_t first, std::uint64_t count, std::span<const char> results) {
         if (first > values_.size() || count > values_.size() - first)
             throw std::out_of_range("procpool: a chunk has more results than the map has items");
-        if constexpr (plain_value<R> && is_bytes<R>::value) {
+        if constexpr (is_bytes<R>::value) { // a plain value, encoded as its bytes
             // The results are the values' bytes, side by side: one copy.
             if (count > results.size() / sizeof(R))
                 throw_decode_error("input stream error: the value is truncated");
