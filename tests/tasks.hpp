@@ -69,6 +69,27 @@ inline std::vector<char> identity_unless_marked(std::vector<char> v) {
     return v;
 }
 
+/// A string of `bytes` bytes and a vector of doubles of about as many, both patterned by `seed`:
+/// results of two more types whose large values travel from the worker's own memory.
+inline std::string patterned_string(std::size_t bytes, int seed) {
+    std::string s(bytes, '\0');
+    for (std::size_t i = 0; i < bytes; ++i)
+        s[i] = static_cast<char>(seed * 11 + i * 7 + (i >> 12));
+    return s;
+}
+inline std::vector<double> patterned_doubles(std::size_t bytes, int seed) {
+    std::vector<double> v(bytes / sizeof(double));
+    for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<double>(seed) + 0.25 * static_cast<double>(i);
+    return v;
+}
+inline std::string patterned_string_of(std::pair<std::size_t, int> size_and_seed) {
+    return patterned_string(size_and_seed.first, size_and_seed.second);
+}
+inline std::vector<double> patterned_doubles_of(std::pair<std::size_t, int> size_and_seed) {
+    return patterned_doubles(size_and_seed.first, size_and_seed.second);
+}
+
 /// Whether x is odd.
 inline bool is_odd(int x) {
     return x % 2 != 0;

@@ -179,6 +179,54 @@ BOOST_AUTO_TEST_CASE(a_truncated_plain_value_throws_and_reads_nothing_past_the_e
     BOOST_CHECK_THROW(reader >> v, std::length_error);
 }
 
+BOOST_AUTO_TEST_CASE(a_detached_value_is_written_as_its_length_and_read_back_with_its_bytes_after) {
+    // A worker writes a large last result's length only, and sends its bytes from the value
+    // itself: the reader sees the length then the bytes, as if they were written together.
+    auto check = [](const auto& value, std::size_t min_bytes, bool detached) {
+        using T = std::decay_t<decltype(value)>;
+        std::vector<char> out;
+        std::span<const char> tail;
+        {
+            plain_writer writer(out);
+            writer << 7;
+            tail = writer.write_detachable(value, min_bytes);
+        }
+        const std::size_t bytes = value.size() * sizeof(typename T::value_type);
+        BOOST_TEST(tail.empty() == !detached);
+        if (detached) {
+            BOOST_TEST(static_cast<const void*>(tail.data()) ==
+                       static_cast<const void*>(value.data()));
+            BOOST_TEST(tail.size() == bytes);
+            BOOST_TEST(out.size() == sizeof(int) + 8u);
+        } else {
+            BOOST_TEST(out.size() == sizeof(int) + 8u + bytes);
+        }
+        std::vector<char> frame = out;
+        frame.insert(frame.end(), tail.begin(), tail.end());
+        plain_reader reader(frame);
+        int seven = 0;
+        T back;
+        reader >> seven >> back;
+        BOOST_TEST(seven == 7);
+        BOOST_TEST((back == value));
+        BOOST_TEST(reader.consumed() == frame.size());
+    };
+    const std::vector<char> chars(100'000, 'c');
+    check(chars, 100'000, true);
+    check(chars, 100'001, false);
+    check(std::string(5000, 's'), 64, true);
+    check(std::string(), 0, false); // nothing to detach
+    std::vector<double> doubles(1000);
+    for (std::size_t i = 0; i < doubles.size(); ++i)
+        doubles[i] = 0.5 * static_cast<double>(i);
+    check(doubles, 8000, true); // counted in bytes, not elements
+    check(doubles, 8001, false);
+    static_assert(is_detachable<std::vector<int>>::value && is_detachable<std::string>::value);
+    static_assert(!is_detachable<std::vector<bool>>::value &&
+                  !is_detachable<std::vector<std::string>>::value &&
+                  !is_detachable<std::array<char, 4>>::value);
+}
+
 BOOST_AUTO_TEST_CASE(a_plain_writer_appends_after_what_the_vector_held_and_leaves_exactly_it) {
     // A reused frame buffer: a header already in it, room reserved beyond it.
     std::vector<char> out{'h', 'd', 'r'};

@@ -247,6 +247,36 @@ BOOST_AUTO_TEST_CASE(large_results_are_intact_whichever_thread_decodes_them) {
     BOOST_TEST((seen == input));
 }
 
+BOOST_AUTO_TEST_CASE(large_last_results_of_a_chunk_sent_from_the_workers_memory_are_intact) {
+    // A chunk's last result of 64 KiB or more (a string, or a vector of numbers) goes to the
+    // ring from the worker's own copy, after the rest of the frame: sizes on both sides of
+    // that line, in every place of chunks of 1, 2 and 3, through map, imap and apply.
+    procpool::pool pool(test_options(2));
+    std::vector<std::pair<std::size_t, int>> sizes;
+    const std::size_t kib = 1024;
+    for (int i = 0; i < 14; ++i) {
+        const std::size_t bytes[] = {64 * kib, 64 * kib - 8, 3 * kib, 700 * kib, 0, 2048 * kib};
+        sizes.emplace_back(bytes[i % 6], i);
+    }
+    std::vector<std::string> strings;
+    std::vector<std::vector<double>> doubles;
+    for (const auto& size : sizes) {
+        strings.push_back(patterned_string_of(size));
+        doubles.push_back(patterned_doubles_of(size));
+    }
+    for (std::size_t chunksize : {1, 2, 3})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_TEST((pool.map(patterned_string_of, sizes, chunksize) == strings));
+            BOOST_TEST((pool.map(patterned_doubles_of, sizes, chunksize) == doubles));
+            std::vector<std::string> streamed;
+            for (std::string& s : pool.imap(patterned_string_of, sizes, chunksize))
+                streamed.push_back(std::move(s));
+            BOOST_TEST((streamed == strings));
+        }
+    BOOST_TEST(bounded_get(pool.apply_async(patterned_string, std::size_t{3} << 20, 5)) ==
+               patterned_string(std::size_t{3} << 20, 5));
+}
+
 BOOST_AUTO_TEST_CASE(large_chunks_of_bool_results_are_intact) {
     // Chunks of 300 000 bools are over the hand-over size, and 300 000 is no multiple of 64:
     // neighbouring chunks share words of std::vector<bool>, so they must never be decoded on

@@ -151,6 +151,53 @@ BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) 
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_frame_written_in_two_pieces_reads_back_as_their_bytes_side_by_side) {
+    // A worker sends a large last result from where it lies: the frame is its other bytes,
+    // then those. Pieces small and large, empty and not, through a ring smaller than both.
+    test_ring ring(1 << 20);
+    const std::size_t mib = 1 << 20;
+    const std::pair<std::size_t, std::size_t> cases[] = {
+        {40, 3 * mib}, {0, 100}, {100, 0}, {mib, mib + 1}, {mib - 8, 8}, {3 * mib + 5, 64 << 10}};
+    frame_writer writer;
+    frame_reader reader;
+    for (const auto& [head_size, tail_size] : cases) {
+        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
+        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
+        writer.start(head, tail);
+        for (int spins = 0;; ++spins) {
+            writer.pump(ring.producer);
+            if (reader.pump(ring.consumer))
+                break;
+            BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
+        }
+        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
+            BOOST_TEST(!writer.busy());
+            const auto frame = reader.frame();
+            BOOST_REQUIRE(frame.size() == head_size + tail_size);
+            BOOST_TEST(std::equal(head.begin(), head.end(), frame.begin()));
+            BOOST_TEST(std::equal(tail.begin(), tail.end(), frame.begin() + head_size));
+        }
+        reader.reset();
+    }
+    // One byte of room at a time: the writer stops inside either piece and goes on there.
+    test_ring tiny(64);
+    const auto head = pattern(37, 5), tail = pattern(101, 6);
+    writer.start(head, tail);
+    std::vector<std::byte> got;
+    std::byte b{};
+    while (writer.busy()) {
+        BOOST_REQUIRE(writer.pump(tiny.producer) > 0u);
+        while (tiny.consumer.read_some(&b, 1) == 1)
+            got.push_back(b);
+    }
+    BOOST_REQUIRE(got.size() == 8u + 37u + 101u);
+    std::uint64_t length = 0;
+    std::memcpy(&length, got.data(), sizeof length);
+    BOOST_TEST(length == 138u);
+    BOOST_TEST(std::equal(head.begin(), head.end(), got.begin() + 8));
+    BOOST_TEST(std::equal(tail.begin(), tail.end(), got.begin() + 8 + 37));
+}
+
 BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and_reading_goes_on) {
     // What the pool does when it hands a large result to a waiting thread: it takes the buffer
     // the frame was read into and swaps in another one, of whatever size and contents.

@@ -40,10 +40,11 @@ std::vector<char> refused_result(std::span<const std::byte> frame, const char* m
 }
 
 result_header frame_executor::run(std::span<const std::byte> frame, std::vector<char>& output,
-                                  function_ref<void(std::uint64_t)> starting) {
+                                  frame_tail& tail, function_ref<void(std::uint64_t)> starting) {
     const auto start = std::chrono::steady_clock::now();
     result_header result;
     output.resize(sizeof result); // the header is written last, once it is known
+    tail = {};
 
     const auto bytes =
         std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
@@ -54,7 +55,7 @@ result_header frame_executor::run(std::span<const std::byte> frame, std::vector<
         task = read_pod<task_header>(bytes);
         result = answer_to(task);
         starting(task.task_id);
-        execute(task, bytes.subspan(sizeof task), result, output);
+        execute(task, bytes.subspan(sizeof task), result, output, tail);
     }
     result.exec_ns =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -65,7 +66,7 @@ result_header frame_executor::run(std::span<const std::byte> frame, std::vector<
 }
 
 void frame_executor::execute(const task_header& task, std::span<const char> input,
-                             result_header& result, std::vector<char>& output) {
+                             result_header& result, std::vector<char>& output, frame_tail& tail) {
     const trampoline_fn trampoline = resolve_trampoline(task.trampoline);
     if (trampoline == nullptr) {
         fail(result, output,
@@ -89,6 +90,10 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
     try {
         trampoline(call);
     } catch (...) {
+        // A trampoline detaches only its last result, after which nothing throws; were it
+        // otherwise, the bytes would go before the error record.
+        if (!call.tail.empty())
+            output.insert(output.end(), call.tail.begin(), call.tail.end());
         result.failed = 1;
         result.ok_count = call.ok_count;
         result.error_offset = output.size() - sizeof(result_header);
@@ -96,6 +101,7 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
         return;
     }
     result.ok_count = call.ok_count;
+    tail = {call.tail, std::move(call.tail_owner)};
 }
 
 // Both lookups take a lock and scan the module table; a job sends the same function again and

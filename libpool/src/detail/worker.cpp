@@ -114,11 +114,14 @@ private:
     }
 
     void handle(std::span<const std::byte> frame) {
-        const result_header result = executor_.run(frame, output_, [&](std::uint64_t task_id) {
-            // release: the parent reads running_task after reaping us (see the file comment).
-            slot_.running_task.store(task_id, std::memory_order_release);
-        });
+        const result_header result =
+            executor_.run(frame, output_, tail_, [&](std::uint64_t task_id) {
+                // release: the parent reads running_task after reaping us (see the file
+                // comment).
+                slot_.running_task.store(task_id, std::memory_order_release);
+            });
         write_frame();
+        tail_ = {}; // the last result, sent: let it go
         // release: as above; the result is published, so this task is no longer at risk.
         slot_.running_task.store(0, std::memory_order_release);
 
@@ -133,7 +136,7 @@ private:
 
     void write_frame() {
         event_word& parent = seg_.header().parent_event;
-        writer_.start(std::as_bytes(std::span(output_)));
+        writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes));
         for (;;) {
             if (writer_.pump(outbox_) > 0)
                 notify(parent);
@@ -154,6 +157,7 @@ private:
     frame_reader reader_;
     frame_writer writer_;
     std::vector<char> output_;
+    frame_tail tail_; // the result frame is output_, then tail_.bytes
     std::uint64_t max_tasks_;
     std::uint64_t tasks_done_ = 0;
     frame_executor executor_;

@@ -102,6 +102,16 @@ struct is_bytes : std::bool_constant<(std::is_arithmetic_v<T> && !std::is_same_v
 template <class T, std::size_t N>
 struct is_bytes<std::array<T, N>> : is_bytes<T> {};
 
+/// A plain value whose encoding ends with one run of bytes it holds (a std::string, or a
+/// std::vector of is_bytes elements): those bytes may be sent from the value itself instead of
+/// being copied into the frame (plain_writer::write_detachable).
+template <class T>
+struct is_detachable : std::false_type {};
+template <>
+struct is_detachable<std::string> : std::true_type {};
+template <class T>
+struct is_detachable<std::vector<T>> : is_bytes<T> {};
+
 /// Writes plain values to the end of a vector. Not thread-safe.
 ///
 /// Small values are copied in at a cursor into room grown ahead of them (zeroed at most 64 KiB
@@ -138,6 +148,24 @@ public:
     void write_run(const T* first, std::size_t count) {
         static_assert(is_bytes<T>::value);
         bytes(first, count * sizeof(T));
+    }
+
+    /// Writes `value` (is_detachable) as operator<< would, but for its bytes when there are
+    /// `min_bytes` or more: it writes only their length then, and returns them, for the caller
+    /// to send right after what this writer wrote, from the value itself. Anything written
+    /// afterwards would come between: the value must be the last. Returns an empty span when
+    /// it wrote all of it.
+    template <class T>
+    std::span<const char> write_detachable(const T& value, std::size_t min_bytes) {
+        static_assert(is_detachable<T>::value);
+        const std::size_t n = value.size() * sizeof(typename T::value_type);
+        if (n < min_bytes || n == 0) {
+            *this << value;
+            return {};
+        }
+        const auto length = static_cast<std::uint64_t>(value.size());
+        bytes(&length, sizeof length);
+        return {reinterpret_cast<const char*>(value.data()), n};
     }
 
     /// Bytes in the vector that were written, by this writer or before it.
@@ -278,6 +306,11 @@ public:
     template <class T>
     void write_run(const T* first, std::size_t count) {
         writer_.write_run(first, count);
+    }
+    /// See plain_writer::write_detachable.
+    template <class T>
+    std::span<const char> write_detachable(const T& value, std::size_t min_bytes) {
+        return writer_.write_detachable(value, min_bytes);
     }
     /// Leaves the vector holding exactly what was written (see plain_writer).
     void flush() noexcept { writer_.flush(); }

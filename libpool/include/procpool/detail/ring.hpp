@@ -238,9 +238,11 @@ private:
 /// The frame's bytes must stay alive until done().
 class frame_writer {
 public:
-    /// Starts a frame; the previous one must be done().
-    void start(std::span<const std::byte> frame) noexcept {
-        frame_ = frame;
+    /// Starts a frame made of `head` and then `tail` (two pieces of memory, one frame on the
+    /// ring: the reader sees their bytes side by side); the previous one must be done().
+    void start(std::span<const std::byte> head, std::span<const std::byte> tail = {}) noexcept {
+        pieces_[0] = head;
+        pieces_[1] = tail;
         written_ = 0;
         active_ = true;
     }
@@ -251,20 +253,30 @@ public:
             return 0;
         std::size_t total = 0;
         constexpr std::size_t prefix = sizeof(std::uint64_t);
+        const std::uint64_t size = pieces_[0].size() + pieces_[1].size();
         if (written_ < prefix) {
-            const std::uint64_t length = frame_.size();
-            const auto* bytes = reinterpret_cast<const std::byte*>(&length);
+            const auto* bytes = reinterpret_cast<const std::byte*>(&size);
             const std::size_t n = ring.write_some(bytes + written_, prefix - written_);
             written_ += n;
             total += n;
             if (written_ < prefix)
                 return total;
         }
-        const std::uint64_t body = written_ - prefix;
-        const std::size_t n = ring.write_some(frame_.data() + body, frame_.size() - body);
-        written_ += n;
-        total += n;
-        if (written_ == prefix + frame_.size())
+        for (std::size_t i = 0; i < 2; ++i) {
+            const std::span<const std::byte> piece = pieces_[i];
+            // Where this piece starts in the frame's body, and how much of it is written.
+            const std::uint64_t start = i == 0 ? 0 : pieces_[0].size();
+            const std::uint64_t body = written_ - prefix;
+            if (body >= start + piece.size())
+                continue;
+            const std::uint64_t done = body - start;
+            const std::size_t n = ring.write_some(piece.data() + done, piece.size() - done);
+            written_ += n;
+            total += n;
+            if (n < piece.size() - done)
+                return total; // the ring is full
+        }
+        if (written_ == prefix + size)
             active_ = false;
         return total;
     }
@@ -273,8 +285,8 @@ public:
     bool busy() const noexcept { return active_; }
 
 private:
-    std::span<const std::byte> frame_;
-    std::uint64_t written_ = 0; // counting the length prefix
+    std::span<const std::byte> pieces_[2]; // the frame: head, then tail
+    std::uint64_t written_ = 0;            // counting the length prefix
     bool active_ = false;
 };
 

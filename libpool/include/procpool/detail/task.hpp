@@ -15,6 +15,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <tuple>
 #include <type_traits>
@@ -38,9 +39,17 @@ struct task_call {
     std::span<const char> input;    ///< archive: [function object] item...
     std::uint64_t item_count = 0;
     std::vector<char>* output = nullptr; ///< the result archive is appended here
-    std::uint64_t ok_count = 0;          ///< items whose results are in *output
+    std::uint64_t ok_count = 0;          ///< items whose results are in *output (and tail)
     task_stage stage = task_stage::decoding;
+    /// The bytes of the last result, when they are large and the trampoline did not copy them
+    /// into *output: the result frame is *output followed by them. `tail_owner` keeps them.
+    std::span<const char> tail;
+    std::shared_ptr<const void> tail_owner;
 };
+
+/// A result whose bytes number at least this many is sent from the result itself, not copied
+/// into the result frame first (see task_call::tail): one copy of it fewer in the worker.
+inline constexpr std::size_t detach_bytes = std::size_t{64} << 10;
 
 template <class F>
 concept function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
@@ -165,8 +174,19 @@ private:
                 Item item;
                 in.read(item);
                 call.stage = task_stage::running;
-                const result_type result = invoke_item(f, std::move(item));
+                result_type result = invoke_item(f, std::move(item));
                 call.stage = task_stage::encoding;
+                if constexpr (is_detachable<result_type>::value) {
+                    if (i + 1 == call.item_count &&
+                        result.size() * sizeof(typename result_type::value_type) >= detach_bytes) {
+                        // The last result, and a large one: its bytes go from where they are.
+                        auto owner = std::make_shared<const result_type>(std::move(result));
+                        call.tail = out.write_detachable(*owner, detach_bytes);
+                        call.tail_owner = std::move(owner);
+                        ++call.ok_count;
+                        break;
+                    }
+                }
                 out.write(result);
                 ++call.ok_count;
             }
