@@ -235,11 +235,11 @@ private:
 };
 
 /// Streams one frame at a time into a ring, in as many fragments as space allows.
-/// The frame's bytes must stay alive until done().
+/// The frame's bytes must stay alive while busy().
 class frame_writer {
 public:
     /// Starts a frame made of `head` and then `tail` (two pieces of memory, one frame on the
-    /// ring: the reader sees their bytes side by side); the previous one must be done().
+    /// ring: the reader sees their bytes side by side); the previous one must no longer be busy().
     void start(std::span<const std::byte> head, std::span<const std::byte> tail = {}) noexcept {
         pieces_[0] = head;
         pieces_[1] = tail;
