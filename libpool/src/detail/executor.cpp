@@ -90,10 +90,7 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
     try {
         trampoline(call);
     } catch (...) {
-        // A trampoline detaches only its last result, after which nothing throws; were it
-        // otherwise, the bytes would go before the error record.
-        if (!call.tail.empty())
-            output.insert(output.end(), call.tail.begin(), call.tail.end());
+        // call.tail is still empty: a trampoline sets it last, once nothing more can throw.
         result.failed = 1;
         result.ok_count = call.ok_count;
         result.error_offset = output.size() - sizeof(result_header);

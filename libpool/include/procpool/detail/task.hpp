@@ -177,12 +177,15 @@ private:
                 result_type result = invoke_item(f, std::move(item));
                 call.stage = task_stage::encoding;
                 if constexpr (is_detachable<result_type>::value) {
-                    if (i + 1 == call.item_count &&
-                        result.size() * sizeof(typename result_type::value_type) >= detach_bytes) {
-                        // The last result, and a large one: its bytes go from where they are.
-                        auto owner = std::make_shared<const result_type>(std::move(result));
-                        call.tail = out.write_detachable(*owner, detach_bytes);
-                        call.tail_owner = std::move(owner);
+                    if (i + 1 == call.item_count) {
+                        // The last result: a large one's bytes go from where they are, kept
+                        // alive (and found again after the move) by tail_owner.
+                        const std::size_t n = out.write_detachable(result, detach_bytes).size();
+                        if (n != 0) {
+                            auto owner = std::make_shared<const result_type>(std::move(result));
+                            call.tail = {reinterpret_cast<const char*>(owner->data()), n};
+                            call.tail_owner = std::move(owner);
+                        }
                         ++call.ok_count;
                         break;
                     }
