@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <mutex>
 #include <ranges>
+#include <set>
 #include <span>
 #include <thread>
 
@@ -474,3 +476,97 @@ BOOST_AUTO_TEST_CASE(eight_threads_submit_at_once_and_every_result_is_right) {
     BOOST_TEST(failed.load() == 0);
     BOOST_TEST(wrong.load() == 0);
 }
+
+// A caller waiting for its one task (apply, apply_async(...).get()) writes it to the worker and
+// reads its result itself while the io thread sleeps (core.cpp, "The io role"). What the io
+// thread must still do, it does.
+
+BOOST_AUTO_TEST_CASE(tasks_nobody_waits_for_complete_beside_tasks_their_callers_wait_for) {
+    procpool::pool pool(test_options(1));
+    const auto ready_without_waiting = [](const procpool::async_result<int>& r) {
+        const auto give_up = std::chrono::steady_clock::now() + patience;
+        while (!r.ready() && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(1ms);
+        return r.ready();
+    };
+    for (int round = 0; round < 5; ++round) {
+        BOOST_TEST(pool.apply(square, round) == round * round);
+        // A wait that ends while the task runs: the io thread takes the result, not the caller.
+        auto given_up = pool.apply_async(sleep_ms, 20);
+        BOOST_TEST(!given_up.wait(1ms));
+        BOOST_REQUIRE(ready_without_waiting(given_up));
+        BOOST_TEST(given_up.get() == 20);
+        // Sent by this thread, never waited for.
+        auto unwatched = pool.apply_async(sleep_ms, 5);
+        BOOST_REQUIRE(ready_without_waiting(unwatched));
+        BOOST_TEST(unwatched.get() == 5);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_run_on_the_result_thread_while_a_caller_waits_for_its_own_task) {
+    procpool::pool pool(test_options(1));
+    std::mutex mutex;
+    std::set<std::thread::id> callback_threads;
+    const auto record = [&](const int&) {
+        std::lock_guard lock(mutex);
+        callback_threads.insert(std::this_thread::get_id());
+    };
+    for (int i = 0; i < 50; ++i) {
+        auto with_callback = pool.apply_async(sleep_ms, std::tuple{1}, record);
+        // Behind it on the one worker; its waits (short ones, again and again) overlap the
+        // end of the task with a callback.
+        auto waited = pool.apply_async(add, i, 1);
+        const auto give_up = std::chrono::steady_clock::now() + patience;
+        while (!waited.wait(10us) && std::chrono::steady_clock::now() < give_up) {
+        }
+        BOOST_TEST(bounded_get(waited) == i + 1);
+        BOOST_TEST(bounded_get(with_callback) == 1);
+    }
+    std::lock_guard lock(mutex);
+    BOOST_TEST(callback_threads.size() == 1u);
+    BOOST_TEST(callback_threads.count(std::this_thread::get_id()) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(terminate_from_another_thread_ends_a_wait_for_a_long_task) {
+    procpool::pool pool(test_options(1));
+    BOOST_TEST(pool.apply(square, 3) == 9);
+    std::atomic<int> outcome{0}; // 1: a value, 2: state_error, 3: anything else
+    std::thread waiter([&] {
+        try {
+            pool.apply_async(sleep_ms, 10'000).get(patience);
+            outcome = 1;
+        } catch (const procpool::state_error&) {
+            outcome = 2;
+        } catch (...) {
+            outcome = 3;
+        }
+    });
+    std::this_thread::sleep_for(50ms);
+    pool.terminate();
+    waiter.join();
+    BOOST_TEST(outcome.load() == 2);
+}
+
+#ifndef PROCPOOL_TEST_MPI // spawn-only: maxtasksperchild is refused with MPI
+BOOST_AUTO_TEST_CASE(callers_waiting_at_once_while_workers_are_replaced_all_get_their_results) {
+    procpool::pool pool({.processes = 2, .maxtasksperchild = 3});
+    std::atomic<int> wrong{0};
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            try {
+                for (int i = 0; i < 150; ++i) {
+                    wrong += pool.apply(add, t * 1000, i) != t * 1000 + i;
+                    wrong += bounded_get(pool.apply_async(square, i)) != i * i;
+                }
+            } catch (...) {
+                ++failed;
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    BOOST_TEST(failed.load() == 0);
+    BOOST_TEST(wrong.load() == 0);
+}
+#endif

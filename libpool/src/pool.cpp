@@ -51,6 +51,14 @@ void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> 
     core_->submit(std::move(chunks));
 }
 
+void pool::submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {
+    core_->submit_one({std::move(frame), std::move(sink), 0});
+}
+
+std::weak_ptr<detail::result_driver> pool::driver() const noexcept {
+    return core_;
+}
+
 void pool::submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
                   std::size_t first_index) {
     std::vector<detail::outgoing_chunk> chunks;

@@ -156,6 +156,10 @@ private:
                                                       bool ordered);
 
     void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
+    /// As submit, for a task its caller is likely to wait for (a single_result without
+    /// callbacks, which waits through driver()): the core may send it from this thread.
+    void submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
+    std::weak_ptr<detail::result_driver> driver() const noexcept;
     /// Submits frames as chunks first_index, first_index + 1, ... of `sink`.
     void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
                 std::size_t first_index = 0);

@@ -8,6 +8,20 @@
 //   transport   how frames reach the workers (transport.hpp): shared-memory rings and child
 //               processes watched by a supervisor thread, or the ranks of an MPI job.
 //
+// The io role. Whoever holds it owns the io thread's state (workers_, pending_, ...) and makes
+// the transport's calls: the io thread while it works, or a caller. The io thread lets it go
+// while it waits (its wait condition takes it for a moment to look). A caller that waits for
+// its one task (apply, apply_async(...).get()) takes it when it is free, writes the task into
+// the worker's inbox itself and spins on the outbox until its result is there, decoding it
+// too; the io thread sleeps meanwhile, and the workers, seeing the segment's parent_polling
+// flag, wake nobody. With fewer cores than busy threads, a round trip then costs no context
+// switch and no wake-up, where handing each task to the io thread and back cost two (README:
+// Performance). A caller drives only while every chunk in the pool is its own (callbacks of
+// other results run on the io thread) and nothing waits for the io thread (wakeup_: a submit,
+// a worker's exit, close or terminate); it stops when that changes or after a short spin,
+// lets the role go, and wakes the io thread when it came for the role meanwhile (rejected_)
+// or has work it may not know of. Only transports that allow it (callers_may_drive).
+//
 // What a crash does:
 //   a worker dies   the io thread first reads every complete result frame it published, then
 //                   fails the one task it was running with worker_lost_error, puts the tasks it
@@ -19,6 +33,7 @@
 #include "transport.hpp"
 
 #include <procpool/detail/core.hpp>
+#include <procpool/detail/event.hpp>
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
@@ -45,6 +60,12 @@ constexpr std::size_t min_window = 2;
 constexpr std::size_t max_window = 1024;
 /// Workers that die before they are ready this many times in a row fail the pool.
 constexpr int max_start_failures = 3;
+/// How long a caller waiting for its task spins on the outboxes before it sleeps, as the io
+/// thread does (shm_transport's io_spin).
+constexpr auto caller_spin = std::chrono::microseconds(50);
+
+/// Who holds the io role (see the file comment).
+enum io_role : int { role_free = 0, role_io_thread, role_io_look, role_caller };
 
 static_assert(offsetof(task_header, task_id) == 0, "the core patches task_id at offset 0");
 
@@ -76,6 +97,9 @@ struct pool_core::impl {
     ~impl();
 
     void submit(std::vector<outgoing_chunk> chunks, bool from_stream);
+    void submit_one(outgoing_chunk chunk);
+    bool drive(const result_sink& mine, const std::atomic<bool>& done,
+               std::chrono::steady_clock::time_point deadline) noexcept;
     std::uint64_t open_stream(std::weak_ptr<stream_input> stream);
     void close_stream(std::uint64_t id) noexcept;
     void close();
@@ -125,6 +149,14 @@ private:
     std::size_t window() const noexcept;
     void end_threads();
 
+    // The io role (see the file comment).
+    void take_role_for_io() noexcept;
+    void release_role_for_io() noexcept;
+    bool take_role_for_caller() noexcept;
+    void release_role_for_caller() noexcept;
+    bool only_chunks_of(const result_sink& sink) const noexcept;
+    bool work_ready(); // the io thread's wait condition, under the role
+
     std::shared_ptr<const std::vector<char>> initializer_frame_;
     std::uint64_t max_tasks_ = 0;
 
@@ -155,6 +187,12 @@ private:
     // chunks, while the caller encodes the next one.
     std::shared_ptr<frame_spares> spares_;
 
+    std::atomic<int> role_{role_free};
+    /// The io thread found a caller holding the role and sleeps until it is free: the caller
+    /// wakes it when it lets go. Written by the io thread only.
+    std::atomic<bool> rejected_{false};
+    bool drivable_ = false; // the transport allows callers to drive
+
     std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
     std::unique_ptr<transport> transport_; // after what its on_exit callback touches
     std::thread io_thread_;
@@ -183,6 +221,7 @@ pool_core::impl::impl(const pool_options& options) {
     };
     transport_ = make_transport(std::move(how));
     processes_ = transport_->size();
+    drivable_ = transport_->callers_may_drive();
 
     spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20);
     workers_.resize(processes_);
@@ -229,6 +268,72 @@ void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_strea
         wakeup_.store(true, std::memory_order_release);
     }
     transport_->wake();
+}
+
+void pool_core::impl::submit_one(outgoing_chunk chunk) {
+    if (take_role_for_caller()) {
+        bool queued = false;
+        try {
+            std::lock_guard lock(mutex_);
+            require_accepting(false);
+            // Only when nothing waits for the io thread: a chunk submitted before goes first.
+            if (!wakeup_.load(std::memory_order_relaxed)) {
+                pending_.push_back(std::move(chunk)); // on failure, nothing moved
+                queued = true;
+            }
+        } catch (...) {
+            release_role_for_caller();
+            throw;
+        }
+        if (queued) {
+            dispatch();
+            for (worker_state& w : workers_)
+                feed(w);
+        }
+        release_role_for_caller();
+        if (queued)
+            return;
+    }
+    std::vector<outgoing_chunk> chunks;
+    chunks.push_back(std::move(chunk));
+    submit(std::move(chunks), false);
+}
+
+bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& done,
+                            std::chrono::steady_clock::time_point deadline) noexcept {
+    // acquire, here and below: pairs with the release that completes the result.
+    if (done.load(std::memory_order_acquire))
+        return true;
+    if (!take_role_for_caller())
+        return false;
+    // acquire: as in collect().
+    if (wakeup_.load(std::memory_order_acquire) || !only_chunks_of(mine)) {
+        release_role_for_caller();
+        return done.load(std::memory_order_acquire);
+    }
+    transport_->set_polling(true);
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned i = 1;; ++i) {
+        dispatch();
+        for (worker_state& w : workers_) {
+            feed(w);
+            drain(w);
+        }
+        if (done.load(std::memory_order_acquire) || wakeup_.load(std::memory_order_acquire))
+            break;
+        if (i % 16 == 0) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now - start >= caller_spin || now >= deadline)
+                break;
+        }
+        cpu_relax();
+    }
+    transport_->set_polling(false);
+    // What a worker published since the last look woke nobody: take it now.
+    for (worker_state& w : workers_)
+        drain(w);
+    release_role_for_caller();
+    return done.load(std::memory_order_acquire);
 }
 
 std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
@@ -309,9 +414,76 @@ std::vector<int> pool_core::impl::worker_pids() const {
     return transport_->pids(); // under the lock: end_threads() shuts the transport down after
 }
 
+// ---- the io role ----
+
+void pool_core::impl::take_role_for_io() noexcept {
+    for (;;) {
+        int expected = role_free;
+        // acquire: the last holder's changes to the io state happen before this thread's.
+        if (role_.compare_exchange_strong(expected, role_io_thread, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+            rejected_.store(false, std::memory_order_relaxed);
+            return;
+        }
+        // A caller holds it. seq_cst, with the wait's fence and the role load: a Dekker pair
+        // with release_role_for_caller (it sees rejected_, or this thread sees the role free).
+        rejected_.store(true, std::memory_order_seq_cst);
+        transport_->wait([this] { return role_.load(std::memory_order_seq_cst) == role_free; },
+                         false);
+    }
+}
+
+void pool_core::impl::release_role_for_io() noexcept {
+    // release: this thread's changes to the io state happen before the next holder's.
+    role_.store(role_free, std::memory_order_release);
+}
+
+bool pool_core::impl::take_role_for_caller() noexcept {
+    if (!drivable_)
+        return false;
+    // The io thread holds it only a moment when it looks (role_io_look), unless it lost its
+    // core meanwhile: then yield it back. When it works, or another caller drives, this caller
+    // waits as usual.
+    for (int i = 0; i < 256; ++i) {
+        int expected = role_free;
+        // acquire: as in take_role_for_io.
+        if (role_.compare_exchange_weak(expected, role_caller, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+            return true;
+        if (expected != role_free && expected != role_io_look)
+            return false;
+        if (i < 64)
+            cpu_relax();
+        else
+            std::this_thread::yield();
+    }
+    return false;
+}
+
+void pool_core::impl::release_role_for_caller() noexcept {
+    // Work the io thread may not know of: chunks no worker could take yet, or what set
+    // wakeup_ without waking it (fail_pool, called on the io thread's paths).
+    const bool leftovers = !pending_.empty() || wakeup_.load(std::memory_order_relaxed);
+    // seq_cst: release for the io state, and the Dekker pair with take_role_for_io.
+    role_.store(role_free, std::memory_order_seq_cst);
+    if (leftovers || rejected_.load(std::memory_order_seq_cst))
+        transport_->wake();
+}
+
+bool pool_core::impl::only_chunks_of(const result_sink& sink) const noexcept {
+    const auto ours = [&](const outgoing_chunk& c) { return c.sink.get() == &sink; };
+    if (!std::all_of(pending_.begin(), pending_.end(), ours))
+        return false;
+    return std::all_of(workers_.begin(), workers_.end(), [&](const worker_state& w) {
+        return std::all_of(w.queue.begin(), w.queue.end(),
+                           [&](const dispatched& d) { return ours(d.chunk); });
+    });
+}
+
 // ---- the io thread ----
 
 void pool_core::impl::io_loop() noexcept {
+    take_role_for_io(); // kept when the loop ends: no caller drives past it
     bool stopping = false;
     for (;;) {
         bool progress = collect();
@@ -564,25 +736,39 @@ void pool_core::impl::stop_workers() {
     }
 }
 
+bool pool_core::impl::work_ready() {
+    for (worker_state& w : workers_) {
+        if (!w.alive)
+            continue;
+        if (transport_->has_input(w.index))
+            return true;
+        const bool has_output =
+            transport_->sending(w.index) || w.initializer_unsent || w.sent < w.queue.size();
+        if (has_output && transport_->can_send(w.index))
+            return true;
+    }
+    return false;
+}
+
 void pool_core::impl::wait_for_work() {
+    const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
+                                       [](const worker_state& w) { return !w.queue.empty(); });
+    release_role_for_io();
     auto ready = [this] {
         if (wakeup_.load(std::memory_order_acquire))
             return true;
-        for (worker_state& w : workers_) {
-            if (!w.alive)
-                continue;
-            if (transport_->has_input(w.index))
-                return true;
-            const bool has_output =
-                transport_->sending(w.index) || w.initializer_unsent || w.sent < w.queue.size();
-            if (has_output && transport_->can_send(w.index))
-                return true;
-        }
-        return false;
+        int expected = role_free;
+        // acquire: as in take_role_for_io. A caller holds the role: stop waiting here, and
+        // wait for the role instead (take_role_for_io).
+        if (!role_.compare_exchange_strong(expected, role_io_look, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+            return true;
+        const bool ready = work_ready();
+        release_role_for_io();
+        return ready;
     };
-    const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
-                                       [](const worker_state& w) { return !w.queue.empty(); });
     transport_->wait(ready, in_flight);
+    take_role_for_io();
 }
 
 void pool_core::impl::fail_pool(std::exception_ptr error) {
@@ -626,6 +812,13 @@ pool_core::pool_core(const pool_options& options)
 pool_core::~pool_core() = default;
 void pool_core::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
     impl_->submit(std::move(chunks), from_stream);
+}
+void pool_core::submit_one(outgoing_chunk chunk) {
+    impl_->submit_one(std::move(chunk));
+}
+bool pool_core::drive(const result_sink& mine, const std::atomic<bool>& done,
+                      std::chrono::steady_clock::time_point deadline) noexcept {
+    return impl_->drive(mine, done, deadline);
 }
 std::uint64_t pool_core::open_stream(std::weak_ptr<stream_input> stream) {
     return impl_->open_stream(std::move(stream));

@@ -1,8 +1,9 @@
 // The shared-memory transport: workers are child processes ("spawn" or "forkserver"), frames
 // cross a pair of ring buffers per worker in one segment. See transport.hpp.
 //
-// Threads: the io thread makes every call but wake(); the supervisor sleeps in poll() on a
-// pidfd per worker, reaps each worker that exits and reports it through on_exit.
+// Threads: the io thread makes every call but wake() (or a caller holding the core's io role,
+// one thread at a time: callers_may_drive); the supervisor sleeps in poll() on a pidfd per
+// worker, reaps each worker that exits and reports it through on_exit.
 //
 // Neither side ever blocks on one ring: frames larger than the free space are written and read
 // in fragments (frame_writer, frame_reader), so a worker busy writing a large result cannot
@@ -205,6 +206,7 @@ public:
         reset_event(slot.event);
         slot.running_task.store(0, std::memory_order_relaxed);
         slot.stop.store(0, std::memory_order_relaxed);
+        slot.space_wanted.store(0, std::memory_order_relaxed);
         slot.state.store(slot_state::spawned, std::memory_order_relaxed);
         const std::uint32_t generation = slot.generation.load(std::memory_order_relaxed) + 1;
         // release: pairs with the worker's acquire when it checks its generation.
@@ -213,6 +215,7 @@ public:
         w.inbox = segment_.inbox_producer(index);
         w.outbox = segment_.outbox_consumer(index);
         w.writer = frame_writer{};
+        w.space_wanted = false;
         w.reader.reset();
         const int pid = supervisor_.spawn(
             index, worker_arguments(segment_.name(), index, generation, ::getpid()));
@@ -253,6 +256,14 @@ public:
                             std::to_string(index) + "; free shared memory or use fewer processes");
             if (w.writer.busy() && n == 0)
                 break; // the inbox is full
+        }
+        if (w.writer.busy() != w.space_wanted) {
+            // The worker notifies parent_event as it frees space only while we want it. seq_cst:
+            // the store half of the Dekker pair in segment.hpp (the look at the space comes in
+            // wait(), after its own fence, or in the next send()).
+            w.space_wanted = w.writer.busy();
+            segment_.slot(index).space_wanted.store(w.space_wanted ? 1 : 0,
+                                                    std::memory_order_seq_cst);
         }
         if (w.inbox.position() == before)
             return false;
@@ -312,6 +323,15 @@ public:
         wait_for(segment_.header().parent_event, ready, streaming ? io_stream_spin : io_spin);
     }
 
+    bool callers_may_drive() const noexcept override { return true; }
+
+    void set_polling(bool on) noexcept override {
+        // seq_cst store and fence: the parent's half of the Dekker pair in segment.hpp; the
+        // caller's next look at the outboxes (has_input, receive) comes after them.
+        segment_.header().parent_polling.store(on ? 1 : 0, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+
     void wake() noexcept override { notify(segment_.header().parent_event); }
 
     void kill_all() noexcept override { supervisor_.kill_all(); }
@@ -337,6 +357,7 @@ private:
         ring_consumer outbox;
         frame_writer writer;
         frame_reader reader;
+        bool space_wanted = false; // what the slot's space_wanted says
     };
 
     segment segment_;

@@ -11,6 +11,8 @@
 // pool; then every call comes from the io thread, except wake() and the on_exit callback (any
 // thread), pids() (a caller, under the core's mutex, never during or after shutdown()), and
 // shutdown(), made by the thread that ends the pool once the io thread has been joined.
+// A transport whose callers_may_drive() is true also takes the io thread's calls from a caller
+// holding the core's io role (core.cpp): one thread at a time, ordered by the role.
 #pragma once
 
 #include "function_ref.hpp"
@@ -96,6 +98,14 @@ public:
 
     /// The io thread sleeps until `ready()` or wake(); `in_flight`: workers have work.
     virtual void wait(function_ref<bool()> ready, bool in_flight) = 0;
+
+    /// A caller waiting for its result may make the io thread's calls itself (see core.cpp).
+    virtual bool callers_may_drive() const noexcept { return false; }
+    /// While on, a thread spins on receive() and the workers need not wake wait(); after
+    /// setting it off, the caller calls has_input() once more (what was published meanwhile
+    /// woke nobody). Only with callers_may_drive().
+    virtual void set_polling(bool on) noexcept { (void)on; }
+
     /// Ends a wait() early. Thread-safe, never throws.
     virtual void wake() noexcept = 0;
 

@@ -96,7 +96,7 @@ private:
             const std::uint64_t before = inbox_.position();
             const bool done = reader_.pump(inbox_);
             if (inbox_.position() != before)
-                notify(parent); // the parent may be waiting for inbox space
+                notify_if(slot_.space_wanted, parent); // the parent may wait for inbox space
             if (done)
                 return true;
             if (!reader_.partial() && stopping())
@@ -106,6 +106,23 @@ private:
                 [&] { return inbox_.readable() > 0 || (!reader_.partial() && stopping()); },
                 reader_.partial() ? worker_stream_spin : worker_spin);
         }
+    }
+
+    /// Notifies `event` when `flag` is set. After a publish: the seq_cst fence pairs with the
+    /// parent's, between its store of the flag and its look at the ring (segment.hpp).
+    static void notify_if(const std::atomic<std::uint32_t>& flag, event_word& event) noexcept {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // relaxed: ordered by the fence above.
+        if (flag.load(std::memory_order_relaxed) != 0)
+            notify(event);
+    }
+
+    /// A thread of the parent spins on the outboxes now, so a result just published needs no
+    /// notification (segment.hpp). Call after the publish.
+    bool polled() noexcept {
+        std::atomic_thread_fence(std::memory_order_seq_cst); // as in notify_if
+        // relaxed: ordered by the fence above.
+        return seg_.header().parent_polling.load(std::memory_order_relaxed) != 0;
     }
 
     bool stopping() noexcept {
@@ -138,7 +155,7 @@ private:
         event_word& parent = seg_.header().parent_event;
         writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes));
         for (;;) {
-            if (writer_.pump(outbox_) > 0)
+            if (writer_.pump(outbox_) > 0 && !polled())
                 notify(parent);
             if (!writer_.busy())
                 return;

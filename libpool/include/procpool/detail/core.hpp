@@ -6,6 +6,8 @@
 #include <procpool/detail/result_state.hpp>
 #include <procpool/pool_options.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,7 +31,7 @@ public:
     virtual void read_rest() noexcept = 0;
 };
 
-class pool_core {
+class pool_core final : public result_driver {
 public:
     /// Starts the workers. Throws state_error in a worker process that skipped procpool::init,
     /// procpool::error when a worker cannot be started, std::invalid_argument for bad options.
@@ -42,6 +44,14 @@ public:
     /// longer accepts work (closed, terminated, or failed). Thread-safe.
     /// `from_stream`: the chunks continue an open stream, which a closed pool still accepts.
     void submit(std::vector<outgoing_chunk> chunks, bool from_stream = false);
+
+    /// Queues one chunk as submit() does; when the io thread is idle, writes it to a worker
+    /// itself rather than waking it (for a task whose caller is likely to wait for it).
+    void submit_one(outgoing_chunk chunk);
+
+    /// See result_driver. Thread-safe; does nothing on a transport that does not allow it.
+    bool drive(const result_sink& mine, const std::atomic<bool>& done,
+               std::chrono::steady_clock::time_point deadline) noexcept override;
 
     /// Registers a lazily read input (imap). While one is open, a closed pool keeps its workers.
     /// Throws state_error when the pool is not running. Thread-safe.

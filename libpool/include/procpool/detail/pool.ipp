@@ -185,7 +185,8 @@ template <class F, class... Args>
 async_result<detail::apply_result_t<F, Args...>> pool::apply_async(F f, Args&&... args) {
     using result_type = detail::apply_result_t<F, Args...>;
     auto state = std::make_shared<detail::single_result<result_type>>();
-    submit(detail::encode_apply(f, args...), state);
+    state->drive_with(driver());
+    submit_waited(detail::encode_apply(f, args...), state);
     return async_result<result_type>(std::move(state));
 }
 

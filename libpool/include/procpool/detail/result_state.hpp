@@ -110,6 +110,20 @@ public:
     virtual void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept = 0;
 };
 
+/// What a thread waiting for a result can ask of the pool that will complete it: to move its
+/// frames itself while it waits, instead of sleeping until the io thread wakes it (pool_core).
+class result_driver {
+public:
+    /// Moves frames until `done` is true, `deadline` passes, or a short spin ends, when `mine`
+    /// is the only sink with work in the pool and nothing else needs the io thread. Returns
+    /// `done`, false also when it did nothing: the caller then waits as usual.
+    virtual bool drive(const result_sink& mine, const std::atomic<bool>& done,
+                       std::chrono::steady_clock::time_point deadline) noexcept = 0;
+
+protected:
+    ~result_driver() = default;
+};
+
 /// Throws serialization_error for a result that could not be decoded.
 [[noreturn]] void throw_decode_error(const char* what);
 
@@ -202,6 +216,9 @@ protected:
         return done_.wait_until(lock, deadline, [this] { return ready(); });
     }
 
+    /// True once the result is complete (what ready() reads).
+    const std::atomic<bool>& ready_flag() const noexcept { return ready_; }
+
     /// True when no callback is set: completing it may then happen on any thread.
     bool has_callbacks() const noexcept {
         return static_cast<bool>(callback_) || static_cast<bool>(error_callback_);
@@ -266,10 +283,15 @@ private:
     std::function<void(std::exception_ptr)> error_callback_;
 };
 
-/// One task, one result (apply, apply_async).
+/// One task, one result (apply, apply_async). Without callbacks, a thread waiting for it may
+/// move its frames itself (drive_with).
 template <class R>
 class single_result final : public result_state<R> {
 public:
+    /// Waiters ask `driver` to move frames while they wait. Only for a result without
+    /// callbacks: those run on the io thread, whoever else waits.
+    void drive_with(std::weak_ptr<result_driver> driver) noexcept { driver_ = std::move(driver); }
+
     void complete_chunk(std::size_t, const chunk_outcome& outcome) noexcept override {
         if (outcome.ok_count == 0) {
             this->finish_error(outcome.error ? outcome.error
@@ -287,6 +309,20 @@ public:
             }
         }
     }
+
+protected:
+    bool wait_until(std::chrono::steady_clock::time_point deadline) const override {
+        if (const std::shared_ptr<result_driver> driver = driver_.lock()) {
+            if (driver->drive(*this, this->ready_flag(), deadline))
+                return true;
+            if (std::chrono::steady_clock::now() >= deadline)
+                return this->ready();
+        }
+        return result_state<R>::wait_until(deadline);
+    }
+
+private:
+    std::weak_ptr<result_driver> driver_;
 };
 
 /// Many chunks, one vector of results in input order (map, map_async, starmap...). Completes

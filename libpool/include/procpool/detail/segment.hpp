@@ -32,7 +32,7 @@
 namespace procpool::detail {
 
 inline constexpr std::uint64_t segment_magic = 0x4c4f4f5050434f52ULL; // "ROCPPOOL" little-endian
-inline constexpr std::uint32_t segment_layout_version = 1;
+inline constexpr std::uint32_t segment_layout_version = 2;
 
 /// Lifecycle of a worker slot, written by the worker (attached, ready, exiting) and reset by
 /// the parent for each new worker.
@@ -52,12 +52,17 @@ struct segment_header {
     std::uint32_t has_initializer = 0;     ///< 1: each worker's first frame is the initializer
     std::uint32_t reserved = 0;
     alignas(cache_line) event_word parent_event; ///< the parent's I/O thread sleeps here
+    /// 1 while a thread of the parent spins on the outboxes (a caller waiting for its result,
+    /// see core.cpp): a worker then publishes results without notifying parent_event. The
+    /// parent clears it, then looks at the outboxes once more (a Dekker pair with the worker's
+    /// publish, fence, load).
+    std::atomic<std::uint32_t> parent_polling{0};
 };
 
 /// One worker's control block.
 ///
 ///   line 0   generation, pid, state, stop, running_task   (worker writes, parent reads)
-///   line 1   event: the worker sleeps here
+///   line 1   event: the worker sleeps here; space_wanted
 ///   line 2-3 inbox ring_control   (parent produces, worker consumes)
 ///   line 4-5 outbox ring_control  (worker produces, parent consumes)
 struct worker_slot {
@@ -67,6 +72,11 @@ struct worker_slot {
     std::atomic<std::uint32_t> stop{0};         ///< 1: leave once the inbox is empty
     std::atomic<std::uint64_t> running_task{0}; ///< task id being run, 0 between tasks
     alignas(cache_line) event_word event;
+    /// 1 while the parent has more of a frame to write into the inbox than fitted: a worker
+    /// that frees inbox space notifies parent_event only then (the parent sets it, then looks
+    /// at the space once more before it sleeps: a Dekker pair with the worker's read, fence,
+    /// load).
+    std::atomic<std::uint32_t> space_wanted{0};
     ring_control inbox;
     ring_control outbox;
 };
