@@ -54,10 +54,15 @@ install(FILES "${PROJECT_BINARY_DIR}/procpool.pc"
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # procpool-perf and its CPython peer, when built: installed binaries find the library
-# through their RUNPATH ($ORIGIN/../lib...).
+# through their RUNPATH ($ORIGIN/../lib...), except a static procpool-perf, which has none.
 if(TARGET procpool-perf)
   file(RELATIVE_PATH PROCPOOL_BIN_TO_LIB "/${CMAKE_INSTALL_BINDIR}" "/${CMAKE_INSTALL_LIBDIR}")
-  set_target_properties(procpool-perf PROPERTIES INSTALL_RPATH "$ORIGIN/${PROCPOOL_BIN_TO_LIB}")
+  get_target_property(procpool_perf_static procpool-perf PROCPOOL_STATIC_RUNTIME)
+  if(procpool_perf_static)
+    set_target_properties(procpool-perf PROPERTIES SKIP_BUILD_RPATH ON INSTALL_RPATH "")
+  else()
+    set_target_properties(procpool-perf PROPERTIES INSTALL_RPATH "$ORIGIN/${PROCPOOL_BIN_TO_LIB}")
+  endif()
   install(TARGETS procpool-perf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   if(TARGET procpool-perf-mpi)
     set_target_properties(procpool-perf-mpi PROPERTIES
