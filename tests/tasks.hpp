@@ -4,6 +4,7 @@
 
 #include <procpool/procpool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <numeric>
@@ -187,6 +188,25 @@ inline constexpr auto patience = std::chrono::seconds(60);
 template <class T>
 T bounded_get(procpool::async_result<T> result) {
     return result.get(patience);
+}
+
+/// Runs body(t) for t = 0 .. n-1, each on a thread of its own, all at once; returns how many
+/// threw.
+template <class Body>
+int failures_on_threads(int n, Body body) {
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n; ++t)
+        threads.emplace_back([&, t] {
+            try {
+                body(t);
+            } catch (...) {
+                ++failed;
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    return failed.load();
 }
 
 } // namespace tasks

@@ -444,36 +444,27 @@ BOOST_AUTO_TEST_CASE(eight_threads_submit_at_once_and_every_result_is_right) {
     // Each thread: 1000 apply_async, a map, a starmap and an imap_unordered, all checked.
     procpool::pool pool(test_options(2));
     std::atomic<int> wrong{0};
-    std::atomic<int> failed{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 8; ++t)
-        threads.emplace_back([&, t] {
-            try {
-                std::vector<procpool::async_result<int>> results;
-                for (int i = 0; i < 1000; ++i)
-                    results.push_back(pool.apply_async(add, t * 10000, i));
-                wrong += pool.map(square, iota_vector(1000), static_cast<std::size_t>(t + 1)) !=
-                         squares(1000);
-                std::vector<std::tuple<int, int>> pairs;
-                for (int i = 0; i < 100; ++i)
-                    pairs.emplace_back(t, i);
-                const auto sums = pool.starmap(add, pairs);
-                for (int i = 0; i < 100; ++i)
-                    wrong += sums[static_cast<std::size_t>(i)] != t + i;
-                auto streamed = pool.imap_unordered(square, std::views::iota(0, 500));
-                long long total = 0;
-                while (auto v = streamed.next(patience))
-                    total += *v;
-                wrong += total != 41541750LL; // sum of k*k for k < 500
-                for (int i = 0; i < 1000; ++i)
-                    wrong += results[static_cast<std::size_t>(i)].get(patience) != t * 10000 + i;
-            } catch (...) {
-                ++failed;
-            }
-        });
-    for (auto& th : threads)
-        th.join();
-    BOOST_TEST(failed.load() == 0);
+    const int failed = failures_on_threads(8, [&](int t) {
+        std::vector<procpool::async_result<int>> results;
+        for (int i = 0; i < 1000; ++i)
+            results.push_back(pool.apply_async(add, t * 10000, i));
+        wrong +=
+            pool.map(square, iota_vector(1000), static_cast<std::size_t>(t + 1)) != squares(1000);
+        std::vector<std::tuple<int, int>> pairs;
+        for (int i = 0; i < 100; ++i)
+            pairs.emplace_back(t, i);
+        const auto sums = pool.starmap(add, pairs);
+        for (int i = 0; i < 100; ++i)
+            wrong += sums[static_cast<std::size_t>(i)] != t + i;
+        auto streamed = pool.imap_unordered(square, std::views::iota(0, 500));
+        long long total = 0;
+        while (auto v = streamed.next(patience))
+            total += *v;
+        wrong += total != 41541750LL; // sum of k*k for k < 500
+        for (int i = 0; i < 1000; ++i)
+            wrong += results[static_cast<std::size_t>(i)].get(patience) != t * 10000 + i;
+    });
+    BOOST_TEST(failed == 0);
     BOOST_TEST(wrong.load() == 0);
 }
 
@@ -551,22 +542,13 @@ BOOST_AUTO_TEST_CASE(terminate_from_another_thread_ends_a_wait_for_a_long_task) 
 BOOST_AUTO_TEST_CASE(callers_waiting_at_once_while_workers_are_replaced_all_get_their_results) {
     procpool::pool pool({.processes = 2, .maxtasksperchild = 3});
     std::atomic<int> wrong{0};
-    std::atomic<int> failed{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t)
-        threads.emplace_back([&, t] {
-            try {
-                for (int i = 0; i < 150; ++i) {
-                    wrong += pool.apply(add, t * 1000, i) != t * 1000 + i;
-                    wrong += bounded_get(pool.apply_async(square, i)) != i * i;
-                }
-            } catch (...) {
-                ++failed;
-            }
-        });
-    for (auto& th : threads)
-        th.join();
-    BOOST_TEST(failed.load() == 0);
+    const int failed = failures_on_threads(4, [&](int t) {
+        for (int i = 0; i < 150; ++i) {
+            wrong += pool.apply(add, t * 1000, i) != t * 1000 + i;
+            wrong += bounded_get(pool.apply_async(square, i)) != i * i;
+        }
+    });
+    BOOST_TEST(failed == 0);
     BOOST_TEST(wrong.load() == 0);
 }
 #endif

@@ -95,8 +95,9 @@ private:
         for (;;) {
             const std::uint64_t before = inbox_.position();
             const bool done = reader_.pump(inbox_);
-            if (inbox_.position() != before)
-                notify_if(slot_.space_wanted, parent); // the parent may wait for inbox space
+            // The parent wants to know of the space only while it has more to write.
+            if (inbox_.position() != before && set_after_publish(slot_.space_wanted))
+                notify(parent);
             if (done)
                 return true;
             if (!reader_.partial() && stopping())
@@ -108,21 +109,13 @@ private:
         }
     }
 
-    /// Notifies `event` when `flag` is set. After a publish: the seq_cst fence pairs with the
-    /// parent's, between its store of the flag and its look at the ring (segment.hpp).
-    static void notify_if(const std::atomic<std::uint32_t>& flag, event_word& event) noexcept {
+    /// One of the parent's flags (space_wanted, parent_polling), read after a publish: the
+    /// seq_cst fence pairs with the parent's, between its store of the flag and its look at the
+    /// ring (segment.hpp).
+    static bool set_after_publish(const std::atomic<std::uint32_t>& flag) noexcept {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         // relaxed: ordered by the fence above.
-        if (flag.load(std::memory_order_relaxed) != 0)
-            notify(event);
-    }
-
-    /// A thread of the parent spins on the outboxes now, so a result just published needs no
-    /// notification (segment.hpp). Call after the publish.
-    bool polled() noexcept {
-        std::atomic_thread_fence(std::memory_order_seq_cst); // as in notify_if
-        // relaxed: ordered by the fence above.
-        return seg_.header().parent_polling.load(std::memory_order_relaxed) != 0;
+        return flag.load(std::memory_order_relaxed) != 0;
     }
 
     bool stopping() noexcept {
@@ -155,7 +148,8 @@ private:
         event_word& parent = seg_.header().parent_event;
         writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes));
         for (;;) {
-            if (writer_.pump(outbox_) > 0 && !polled())
+            // While a thread of the parent spins on the outboxes, nobody needs waking.
+            if (writer_.pump(outbox_) > 0 && !set_after_publish(seg_.header().parent_polling))
                 notify(parent);
             if (!writer_.busy())
                 return;
