@@ -190,6 +190,17 @@ T bounded_get(procpool::async_result<T> result) {
     return result.get(patience);
 }
 
+/// Waits for `result` in waits of `step` each (as a caller polling it would), until it is
+/// ready or `patience` has passed; returns ready().
+template <class T, class Rep, class Period>
+bool ready_after_waits_of(const procpool::async_result<T>& result,
+                          std::chrono::duration<Rep, Period> step) {
+    const auto give_up = std::chrono::steady_clock::now() + patience;
+    while (!result.wait(step) && std::chrono::steady_clock::now() < give_up) {
+    }
+    return result.ready();
+}
+
 /// Runs body(t) for t = 0 .. n-1, each on a thread of its own, all at once; returns how many
 /// threw.
 template <class Body>

@@ -235,11 +235,7 @@ BOOST_AUTO_TEST_CASE(large_results_are_intact_whichever_thread_decodes_them) {
     BOOST_TEST((bounded_get(pool.map_async(identity, input, 3)) == input));
 
     auto polled = pool.map_async(identity, input, 1);
-    const auto deadline = std::chrono::steady_clock::now() + patience;
-    while (!polled.wait(std::chrono::milliseconds(1)) &&
-           std::chrono::steady_clock::now() < deadline) {
-    }
-    BOOST_REQUIRE(polled.ready());
+    BOOST_REQUIRE(ready_after_waits_of(polled, std::chrono::milliseconds(1)));
     BOOST_TEST((polled.get() == input));
 
     std::vector<std::vector<char>> seen;
@@ -507,9 +503,7 @@ BOOST_AUTO_TEST_CASE(callbacks_run_on_the_result_thread_while_a_caller_waits_for
         // Behind it on the one worker; its waits (short ones, again and again) overlap the
         // end of the task with a callback.
         auto waited = pool.apply_async(add, i, 1);
-        const auto give_up = std::chrono::steady_clock::now() + patience;
-        while (!waited.wait(10us) && std::chrono::steady_clock::now() < give_up) {
-        }
+        BOOST_TEST(ready_after_waits_of(waited, 10us));
         BOOST_TEST(bounded_get(waited) == i + 1);
         BOOST_TEST(bounded_get(with_callback) == 1);
     }
