@@ -90,6 +90,12 @@ inline std::string patterned_string_of(std::pair<std::size_t, int> size_and_seed
 inline std::vector<double> patterned_doubles_of(std::pair<std::size_t, int> size_and_seed) {
     return patterned_doubles(size_and_seed.first, size_and_seed.second);
 }
+/// patterned_string's bytes as a std::vector of `Char`.
+template <class Char>
+std::vector<Char> patterned_bytes_of(std::pair<std::size_t, int> size_and_seed) {
+    const std::string s = patterned_string_of(size_and_seed);
+    return std::vector<Char>(s.begin(), s.end());
+}
 
 /// Whether x is odd.
 inline bool is_odd(int x) {

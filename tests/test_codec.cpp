@@ -227,6 +227,70 @@ BOOST_AUTO_TEST_CASE(a_detached_value_is_written_as_its_length_and_read_back_wit
                   !is_detachable<std::array<char, 4>>::value);
 }
 
+BOOST_AUTO_TEST_CASE(a_last_value_whose_bytes_came_apart_is_read_from_them) {
+    // The parent reads a large std::vector<char> result's bytes apart from the rest of the
+    // frame (frame_reader::tail): the reader finds them there when the span ends right after
+    // the value's length, and a std::vector<char> takes that very buffer.
+    std::vector<char> head;
+    {
+        plain_writer writer(head);
+        writer << 7 << std::string("abc");
+        const std::uint64_t length = 5;
+        writer << length;
+    }
+    auto apart_of = [](const char* s) { return std::vector<char>(s, s + 5); };
+
+    std::vector<char> apart = apart_of("vwxyz");
+    const void* buffer = apart.data();
+    plain_reader reader(head, &apart);
+    int seven = 0;
+    std::string abc;
+    std::vector<char> back;
+    reader >> seven >> abc >> back;
+    BOOST_TEST(abc == "abc");
+    BOOST_TEST((back == apart_of("vwxyz")));
+    BOOST_TEST(static_cast<const void*>(back.data()) == buffer); // taken, not copied
+    BOOST_TEST(reader.consumed() == head.size());
+
+    // Other types copy from it: a string, a vector of another element type.
+    {
+        std::vector<char> bytes = apart_of("hello");
+        plain_reader r(head, &bytes);
+        std::string s;
+        r >> seven >> abc >> s;
+        BOOST_TEST(s == "hello");
+    }
+    {
+        std::vector<char> bytes = apart_of("HELLO");
+        plain_reader r(head, &bytes);
+        std::vector<unsigned char> u;
+        r >> seven >> abc >> u;
+        BOOST_TEST((u == std::vector<unsigned char>{'H', 'E', 'L', 'L', 'O'}));
+    }
+    // Bytes apart of another length are not the value's: it is truncated.
+    {
+        std::vector<char> four(4, 'q');
+        plain_reader r(head, &four);
+        BOOST_CHECK_THROW(r >> seven >> abc >> back, std::length_error);
+    }
+    // Nor are they read for a value whose bytes are in the span.
+    {
+        std::vector<char> whole = head;
+        whole.insert(whole.end(), {'a', 'b', 'c', 'd', 'e'});
+        std::vector<char> other = apart_of("vwxyz");
+        plain_reader r(whole, &other);
+        r >> seven >> abc >> back;
+        BOOST_TEST((back == apart_of("abcde")));
+        BOOST_TEST(other.size() == 5u); // untouched
+    }
+    // value_decoder passes them on.
+    std::vector<char> bytes = apart_of("12345");
+    value_decoder<std::vector<char>> decoder(std::span<const char>(head).subspan(sizeof(int) + 11),
+                                             &bytes);
+    decoder.read(back);
+    BOOST_TEST((back == apart_of("12345")));
+}
+
 BOOST_AUTO_TEST_CASE(a_plain_writer_appends_after_what_the_vector_held_and_leaves_exactly_it) {
     // A reused frame buffer: a header already in it, room reserved beyond it.
     std::vector<char> out{'h', 'd', 'r'};

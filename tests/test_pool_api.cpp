@@ -275,6 +275,39 @@ BOOST_AUTO_TEST_CASE(large_last_results_of_a_chunk_sent_from_the_workers_memory_
                patterned_string(std::size_t{3} << 20, 5));
 }
 
+BOOST_AUTO_TEST_CASE(large_char_vector_results_read_straight_into_their_own_vectors_are_intact) {
+    // A chunk's last result, when it is a std::vector<char> of 64 KiB or more, is read from the
+    // ring into a vector of its own that becomes the result; from 1 MiB on, into one a waiting
+    // caller readied. Sizes that change (a readied buffer fits some only), in every place of
+    // chunks of 1, 2 and 3, through map, map_async, imap and apply; and vectors of unsigned
+    // char, read with the rest of their frame.
+    procpool::pool pool(test_options(2));
+    const std::size_t mib = std::size_t{1} << 20;
+    const std::size_t bytes[] = {3 * mib, mib, 64 << 10, 2 * mib + 5, 0, mib - 1, 3 * mib, 3 * mib};
+    std::vector<std::pair<std::size_t, int>> sizes;
+    for (int i = 0; i < 16; ++i)
+        sizes.emplace_back(bytes[i % 8], i);
+    std::vector<std::vector<char>> chars;
+    std::vector<std::vector<unsigned char>> uchars;
+    for (const auto& size : sizes) {
+        chars.push_back(patterned_bytes_of<char>(size));
+        uchars.push_back(patterned_bytes_of<unsigned char>(size));
+    }
+    for (std::size_t chunksize : {1, 2, 3})
+        BOOST_TEST_CONTEXT("chunksize " << chunksize) {
+            BOOST_TEST((pool.map(patterned_bytes_of<char>, sizes, chunksize) == chars));
+            BOOST_TEST(
+                (bounded_get(pool.map_async(patterned_bytes_of<char>, sizes, chunksize)) == chars));
+            std::vector<std::vector<char>> streamed;
+            for (std::vector<char>& v : pool.imap(patterned_bytes_of<char>, sizes, chunksize))
+                streamed.push_back(std::move(v));
+            BOOST_TEST((streamed == chars));
+            BOOST_TEST((pool.map(patterned_bytes_of<unsigned char>, sizes, chunksize) == uchars));
+        }
+    BOOST_TEST((bounded_get(pool.apply_async(patterned_bytes_of<char>, sizes[0])) == chars[0]));
+    BOOST_TEST((pool.apply(patterned_bytes_of<char>, sizes[3]) == chars[3]));
+}
+
 BOOST_AUTO_TEST_CASE(large_chunks_of_bool_results_are_intact) {
     // Chunks of 300 000 bools are over the hand-over size, and 300 000 is no multiple of 64:
     // neighbouring chunks share words of std::vector<bool>, so they must never be decoded on

@@ -55,15 +55,17 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-/// Streams a frame (`head`, then `tail`: frame_writer's two pieces) through the ring with
-/// `writer` and `reader` taking turns, as two processes would when the frame is larger than the
-/// ring, until the reader has all of it.
+/// Streams a frame (`head`, then `tail`: frame_writer's two pieces, the tail read apart with
+/// `tail_apart`, into a buffer from `tails` if given) through the ring with `writer` and
+/// `reader` taking turns, as two processes would when the frame is larger than the ring, until
+/// the reader has all of it.
 void pump_until_read(test_ring& ring, frame_writer& writer, frame_reader& reader,
-                     std::span<const std::byte> head, std::span<const std::byte> tail = {}) {
-    writer.start(head, tail);
+                     std::span<const std::byte> head, std::span<const std::byte> tail = {},
+                     bool tail_apart = false, tail_source* tails = nullptr) {
+    writer.start(head, tail, tail_apart);
     for (int spins = 0;; ++spins) {
         writer.pump(ring.producer);
-        if (reader.pump(ring.consumer))
+        if (reader.pump(ring.consumer, tails))
             break;
         BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
     }
@@ -193,6 +195,102 @@ BOOST_AUTO_TEST_CASE(a_frame_written_in_two_pieces_reads_back_as_their_bytes_sid
     BOOST_TEST(std::equal(tail.begin(), tail.end(), got.begin() + 8 + 37));
 }
 
+/// Hands out the buffers it was given, one per tail, and counts what it was asked for.
+struct listed_tails final : tail_source {
+    std::vector<std::vector<char>> buffers;
+    std::vector<std::size_t> asked;
+    std::vector<char> tail_buffer(std::size_t size) noexcept override {
+        asked.push_back(size);
+        if (buffers.empty())
+            return {};
+        std::vector<char> b = std::move(buffers.front());
+        buffers.erase(buffers.begin());
+        return b;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(a_frame_whose_tail_goes_apart_reads_back_as_its_head_and_a_tail_of_its_own) {
+    // A worker's large std::vector<char> result: the parent reads its bytes into a vector of
+    // their own (which becomes the result), of exactly their size, the rest of the frame into
+    // the reader's buffer as usual. Pieces small and large, through a ring smaller than both.
+    test_ring ring(1 << 20);
+    const std::size_t mib = 1 << 20;
+    const std::pair<std::size_t, std::size_t> cases[] = {
+        {40, 3 * mib}, {0, 100}, {100, 0}, {mib, mib + 1}, {mib - 16, 16}, {8, 64 << 10}};
+    frame_writer writer;
+    frame_reader reader;
+    for (const auto& [head_size, tail_size] : cases) {
+        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
+        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
+        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
+            pump_until_read(ring, writer, reader, head, tail, true);
+            BOOST_TEST(
+                std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
+            const std::vector<char>& got = reader.tail();
+            BOOST_REQUIRE(got.size() == tail_size);
+            BOOST_TEST(got.capacity() == tail_size); // not a byte more, nothing to zero
+            BOOST_TEST((tail_size == 0 || std::memcmp(got.data(), tail.data(), tail_size) == 0));
+            std::vector<char> taken = std::move(reader.tail());
+            BOOST_TEST(taken.size() == tail_size);
+        }
+        reader.reset();
+        BOOST_TEST(reader.tail().capacity() == 0u); // what nobody took is let go
+    }
+
+    // From a tail source: into its buffer, which may hold bytes already (they are dropped);
+    // with none to give, the reader allocates.
+    listed_tails tails;
+    tails.buffers.emplace_back();
+    tails.buffers.back().reserve(3 * mib);
+    tails.buffers.emplace_back(2 * mib, 'z');
+    const void* roomy = tails.buffers[0].data();
+    const void* sized = tails.buffers[1].data();
+    const auto head = pattern(24, 3);
+    for (const auto& [size, buffer] : {std::pair{3 * mib, roomy}, std::pair{2 * mib, sized},
+                                       std::pair{mib, static_cast<const void*>(nullptr)}}) {
+        const auto tail = pattern(size, static_cast<unsigned>(size));
+        BOOST_TEST_CONTEXT("a tail of " << size << " bytes") {
+            pump_until_read(ring, writer, reader, head, tail, true, &tails);
+            BOOST_TEST(reader.frame().size() == head.size());
+            const std::vector<char>& got = reader.tail();
+            if (buffer != nullptr)
+                BOOST_TEST(static_cast<const void*>(got.data()) == buffer);
+            BOOST_REQUIRE(got.size() == size);
+            BOOST_TEST(std::memcmp(got.data(), tail.data(), size) == 0);
+        }
+        reader.reset();
+    }
+    BOOST_TEST((tails.asked == std::vector<std::size_t>{3 * mib, 2 * mib, mib}));
+
+    // Without tail_apart (a string's bytes, say), the same pieces read back side by side.
+    const auto tail = pattern(mib, 4);
+    pump_until_read(ring, writer, reader, head, tail, false, &tails);
+    BOOST_TEST(reader.frame().size() == head.size() + mib);
+    BOOST_TEST(reader.tail().empty());
+    BOOST_TEST(tails.asked.size() == 3u); // not asked
+    reader.reset();
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_with_its_tail_apart_is_reassembled_when_split_at_every_byte) {
+    // The second length word may arrive apart from the first, the tail a byte at a time.
+    test_ring ring(4096);
+    const auto head = pattern(30, 1), tail = pattern(70, 2);
+    frame_writer writer;
+    writer.start(head, tail, true);
+    BOOST_TEST(writer.pump(ring.producer) == 16u + 100u);
+    frame_reader reader;
+    test_ring trickle(4096);
+    std::byte b{};
+    for (int i = 0; i < 116; ++i) {
+        BOOST_REQUIRE(ring.consumer.read_some(&b, 1) == 1u);
+        BOOST_REQUIRE(trickle.producer.write_some(&b, 1) == 1u);
+        BOOST_REQUIRE(reader.pump(trickle.consumer) == (i == 115));
+    }
+    BOOST_TEST(std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
+    BOOST_REQUIRE(reader.tail().size() == tail.size());
+    BOOST_TEST(std::memcmp(reader.tail().data(), tail.data(), tail.size()) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and_reading_goes_on) {
     // What the pool does when it hands a large result to a waiting thread: it takes the buffer
     // the frame was read into and swaps in another one, of whatever size and contents.
@@ -226,7 +324,7 @@ BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and
 }
 
 BOOST_AUTO_TEST_CASE(spare_frame_buffers_give_room_of_at_least_the_size_asked) {
-    frame_spares spares(8, std::size_t{64} << 20);
+    frame_spares spares(8, std::size_t{64} << 20, 4);
     BOOST_TEST(spares.take_room(1).empty()); // nothing kept yet
     auto kept = [&](std::size_t size_kib, std::size_t capacity_kib, char fill) {
         std::vector<char> b(size_kib << 10, fill);
@@ -257,6 +355,34 @@ BOOST_AUTO_TEST_CASE(spare_frame_buffers_give_room_of_at_least_the_size_asked) {
     BOOST_TEST(std::all_of(b.begin(), b.begin() + (100 << 10), [](char c) { return c == 't'; }));
     BOOST_TEST(static_cast<const void*>(spares.take_room(std::size_t{290} << 10).data()) == small);
     BOOST_TEST(spares.take_room(1).empty()); // all taken
+}
+
+BOOST_AUTO_TEST_CASE(buffers_readied_for_tails_go_to_tails_of_about_their_size_within_limits) {
+    const std::size_t mib = 1 << 20;
+    frame_spares spares(8, 10 * mib, 3);
+    BOOST_TEST(spares.tail_buffer(mib).capacity() == 0u); // none readied yet
+    BOOST_TEST(!spares.ready_tail(mib - 1, 8));           // too small to be worth it
+    BOOST_TEST(spares.ready_tail(2 * mib, 2));
+    BOOST_TEST(spares.ready_tail(2 * mib, 2));
+    BOOST_TEST(!spares.ready_tail(2 * mib, 2)); // `enough`
+    BOOST_TEST(spares.ready_tail(4 * mib, 8));
+    BOOST_TEST(!spares.ready_tail(mib, 8)); // max_ready (3)
+    // Too large a buffer for the tail (over an eighth more): not given.
+    BOOST_TEST(spares.tail_buffer(mib + mib / 2).capacity() == 0u);
+    BOOST_TEST(spares.tail_buffer(5 * mib).capacity() == 0u); // too small
+    std::vector<char> b = spares.tail_buffer(2 * mib - mib / 8);
+    BOOST_TEST(b.capacity() == 2 * mib);
+    BOOST_TEST(b.empty()); // room, not bytes: the reader appends
+    BOOST_TEST(spares.tail_buffer(4 * mib).capacity() == 4 * mib);
+    // One 2 MiB buffer is left: 8 more MiB would pass max_bytes.
+    BOOST_TEST(!spares.ready_tail(9 * mib, 8));
+    BOOST_TEST(spares.ready_tail(8 * mib, 8));
+    spares.drop_ready();
+    BOOST_TEST(spares.tail_buffer(2 * mib).capacity() == 0u);
+    BOOST_TEST(spares.ready_tail(2 * mib, 8));
+    spares.stop(); // lets go of them, and readies none any more
+    BOOST_TEST(spares.tail_buffer(2 * mib).capacity() == 0u);
+    BOOST_TEST(!spares.ready_tail(2 * mib, 8));
 }
 
 BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {

@@ -138,7 +138,8 @@ private:
     void take_submitted(); // callers hold mutex_
     void on_exit(const worker_exit& report);
     bool drain(worker_state& w);
-    void on_frame(worker_state& w, std::span<const std::byte> frame, std::vector<char>* storage);
+    void on_frame(worker_state& w, std::span<const std::byte> frame, std::vector<char>* storage,
+                  std::vector<char>* tail);
     void dispatch();
     bool feed(worker_state& w);
     bool idle() const noexcept;
@@ -184,7 +185,8 @@ private:
     // map keeps 2 to 8 per worker outstanding) and 64 MiB in all, about what glibc's malloc may
     // itself keep of freed memory; close(), terminate() and join() let them go. They are not let
     // go when the pool merely runs out of work: a map of 16 MiB items often does, between
-    // chunks, while the caller encodes the next one.
+    // chunks, while the caller encodes the next one. Also the buffers waiting callers ready for
+    // large results (the transport reads tails into them): at most 2 per worker, 64 MiB.
     std::shared_ptr<frame_spares> spares_;
 
     std::atomic<int> role_{role_free};
@@ -223,7 +225,9 @@ pool_core::impl::impl(const pool_options& options) {
     processes_ = transport_->size();
     drivable_ = transport_->callers_may_drive();
 
-    spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20);
+    spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20,
+                                             2 * std::size_t{processes_});
+    transport_->take_tails_from(spares_.get());
     workers_.resize(processes_);
     for (std::uint32_t i = 0; i < processes_; ++i) {
         workers_[i].index = i;
@@ -608,13 +612,12 @@ bool pool_core::impl::drain(worker_state& w) {
     if (!w.alive)
         return false;
     return transport_->receive(w.index,
-                               [&](std::span<const std::byte> frame, std::vector<char>* storage) {
-                                   on_frame(w, frame, storage);
-                               });
+                               [&](std::span<const std::byte> frame, std::vector<char>* storage,
+                                   std::vector<char>* tail) { on_frame(w, frame, storage, tail); });
 }
 
 void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame,
-                               std::vector<char>* storage) {
+                               std::vector<char>* storage, std::vector<char>* tail) {
     const auto bytes =
         std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
     if (bytes.size() < sizeof(result_header)) {
@@ -631,6 +634,8 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     outcome.ok_count = header.ok_count;
     outcome.exec_ns = header.exec_ns;
     outcome.results = header.failed ? payload.first(header.error_offset) : payload;
+    if (!header.failed)
+        outcome.tail = tail; // a failed chunk's frame has none
     if (header.failed)
         outcome.error = decode_error_record(payload.subspan(header.error_offset));
 

@@ -98,7 +98,7 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
         return;
     }
     result.ok_count = call.ok_count;
-    tail = {call.tail, std::move(call.tail_owner)};
+    tail = {call.tail, std::move(call.tail_owner), call.tail_apart};
 }
 
 // Both lookups take a lock and scan the module table; a job sends the same function again and

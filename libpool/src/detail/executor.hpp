@@ -19,6 +19,7 @@ namespace procpool::detail {
 struct frame_tail {
     std::span<const char> bytes;
     std::shared_ptr<const void> owner;
+    bool apart = false; ///< to be read apart (task_call::tail_apart)
 };
 
 class frame_executor {

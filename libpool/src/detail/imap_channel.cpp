@@ -171,11 +171,13 @@ void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcom
     imap_chunk chunk;
     chunk.ok_count = outcome.ok_count;
     chunk.error = outcome.error;
+    const std::size_t result_bytes =
+        outcome.results.size() + (outcome.tail != nullptr ? outcome.tail->size() : 0);
     std::optional<kept_results> lent;
     if (outcome.results.size() >= frame_spares::min_bytes)
         lent = kept_results::lend(outcome);
     try {
-        chunk.results = lent ? std::move(*lent) : kept_results(outcome.results);
+        chunk.results = lent ? std::move(*lent) : kept_results(outcome);
     } catch (...) {
         chunk.ok_count = 0;
         chunk.error = std::current_exception(); // std::bad_alloc, at this chunk's place
@@ -186,7 +188,7 @@ void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcom
             return;
         if (outcome.exec_ns != 0) {
             const double ns = static_cast<double>(outcome.exec_ns);
-            const double bytes = static_cast<double>(outcome.results.size());
+            const double bytes = static_cast<double>(result_bytes);
             const bool first = mean_exec_ns_ == 0;
             mean_exec_ns_ = first ? ns : 0.9 * mean_exec_ns_ + 0.1 * ns;
             mean_bytes_ = first ? bytes : 0.9 * mean_bytes_ + 0.1 * bytes;

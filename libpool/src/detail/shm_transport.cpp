@@ -228,8 +228,9 @@ public:
         worker& w = workers_[index];
         const std::uint64_t before = w.outbox.position();
         bool frames = false;
-        while (w.reader.pump(w.outbox)) {
-            on_frame(w.reader.frame(), &w.reader.storage());
+        while (w.reader.pump(w.outbox, tails_)) {
+            std::vector<char>& tail = w.reader.tail();
+            on_frame(w.reader.frame(), &w.reader.storage(), tail.empty() ? nullptr : &tail);
             w.reader.reset();
             frames = true;
         }
@@ -270,6 +271,8 @@ public:
         notify(segment_.slot(index).event);
         return true;
     }
+
+    void take_tails_from(tail_source* tails) noexcept override { tails_ = tails; }
 
     bool has_input(std::uint32_t index) override { return workers_[index].outbox.readable() > 0; }
     bool can_send(std::uint32_t index) override { return workers_[index].inbox.writable() > 0; }
@@ -362,7 +365,8 @@ private:
 
     segment segment_;
     std::vector<worker> workers_;
-    supervisor supervisor_; // last: its thread and on_exit use the members above
+    tail_source* tails_ = nullptr; // see take_tails_from
+    supervisor supervisor_;        // last: its thread and on_exit use the members above
 };
 
 } // namespace

@@ -29,6 +29,8 @@
 
 namespace procpool::detail {
 
+class tail_source;
+
 /// How a worker ended, as the transport learnt it.
 struct worker_exit {
     std::uint32_t index = 0;
@@ -58,9 +60,12 @@ struct transport_options {
 
 class transport {
 public:
-    /// Gets a frame, and the buffer holding it at its start when the handler may take it
-    /// (swapping in another, as frame_reader::storage() allows), or null.
-    using frame_handler = function_ref<void(std::span<const std::byte>, std::vector<char>*)>;
+    /// Gets a frame; the buffer holding it at its start when the handler may take it
+    /// (swapping in another, as frame_reader::storage() allows), or null; and the frame's tail
+    /// when it came apart (frame_reader::tail(): the last result's bytes, which the handler may
+    /// move out), or null: then the frame is whole.
+    using frame_handler =
+        function_ref<void(std::span<const std::byte>, std::vector<char>*, std::vector<char>*)>;
     using frame_source = function_ref<std::span<const std::byte>()>;
 
     virtual ~transport() = default;
@@ -81,6 +86,10 @@ public:
     /// then what `next()` returns (an empty span: nothing more). A frame's bytes must stay
     /// valid until the worker answered it, or until adopt(). Returns true when anything moved.
     virtual bool send(std::uint32_t index, frame_source next) = 0;
+
+    /// Where receive() gets buffers for the tails it reads apart (frame_reader::tail), from
+    /// now on; `tails` outlives the transport. A transport that reads no tail apart ignores it.
+    virtual void take_tails_from(tail_source* tails) noexcept { (void)tails; }
 
     /// Worker `index` has a frame, or part of one, for receive().
     virtual bool has_input(std::uint32_t index) = 0;

@@ -146,7 +146,7 @@ private:
 
     void write_frame() {
         event_word& parent = seg_.header().parent_event;
-        writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes));
+        writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes), tail_.apart);
         for (;;) {
             // While a thread of the parent spins on the outboxes, nobody needs waking.
             if (writer_.pump(outbox_) > 0 && !set_after_publish(seg_.header().parent_polling))

@@ -343,7 +343,7 @@ public:
                 // A frame MPI could not carry: its failure comes back in order.
                 std::vector<char> frame = std::move(w.frames.front().failure);
                 w.frames.pop_front();
-                on_frame(std::as_bytes(std::span(frame)), nullptr);
+                on_frame(std::as_bytes(std::span(frame)), nullptr, nullptr);
                 moved = true;
                 continue;
             }
@@ -360,7 +360,7 @@ public:
                 w.frames.front().send.wait();
                 w.frames.pop_front();
             }
-            on_frame(std::as_bytes(std::span(buffer_)), nullptr);
+            on_frame(std::as_bytes(std::span(buffer_)), nullptr, nullptr);
         }
         if (moved)
             job_->reap_orphans();

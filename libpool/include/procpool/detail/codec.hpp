@@ -224,10 +224,16 @@ private:
 
 /// Reads what plain_writer wrote, from a span it does not copy. Throws std::length_error when
 /// the input ends early. Not thread-safe.
+///
+/// The bytes of the last value may come apart from the span (write_detachable's bytes, read
+/// into a vector of their own: frame_reader::tail): when the span ends right after a string's
+/// or vector's length and `apart` holds exactly its bytes, they are read from there, and a
+/// std::vector<char> takes `apart` itself, without a copy.
 class plain_reader {
 public:
-    explicit plain_reader(std::span<const char> in) noexcept
-        : in_(in) {}
+    explicit plain_reader(std::span<const char> in, std::vector<char>* apart = nullptr) noexcept
+        : in_(in)
+        , apart_(apart) {}
 
     template <plain_value T>
     plain_reader& operator>>(T& value) {
@@ -238,20 +244,25 @@ public:
         } else if constexpr (is_bytes<T>::value) {
             bytes(&value, sizeof value);
         } else if constexpr (std::is_same_v<T, std::string>) {
-            const std::size_t n = length(1);
-            value.assign(in_.data() + used_, n);
-            used_ += n;
+            const run r = sequence(1);
+            value.assign(r.data, r.count);
+        } else if constexpr (std::is_same_v<T, std::vector<char>>) {
+            const run r = sequence(1);
+            if (r.apart != nullptr)
+                value = std::move(*r.apart);
+            else
+                value.assign(r.data, r.data + r.count); // copied once, not zeroed first
         } else if constexpr (requires { typename T::allocator_type; }) { // std::vector
             using element = typename T::value_type;
-            const std::size_t n = length(sizeof(element));
+            const run r = sequence(sizeof(element));
             if constexpr (sizeof(element) == 1) {
                 // Copied once, not zeroed first.
-                const auto* first = reinterpret_cast<const element*>(in_.data() + used_);
-                value.assign(first, first + n);
-                used_ += n;
+                const auto* first = reinterpret_cast<const element*>(r.data);
+                value.assign(first, first + r.count);
             } else {
-                value.resize(n);
-                bytes(value.data(), n * sizeof(element));
+                value.resize(r.count);
+                if (r.count != 0)
+                    std::memcpy(value.data(), r.data, r.count * sizeof(element));
             }
         } else { // array, pair, tuple
             std::apply([this](auto&... element) { ((*this >> element), ...); }, value);
@@ -267,13 +278,29 @@ private:
     [[noreturn]] static void truncated() {
         throw std::length_error("input stream error: the value is truncated");
     }
-    /// Reads a u64 element count and checks that that many elements of `size` bytes follow.
-    std::size_t length(std::size_t size) {
+
+    /// A string's or vector's elements: `count` of them at `data`, in the span or in `apart`
+    /// (then also given, to be taken).
+    struct run {
+        std::size_t count = 0;
+        const char* data = nullptr;
+        std::vector<char>* apart = nullptr;
+    };
+    /// Reads a u64 element count and finds that many elements of `size` bytes after it: in the
+    /// span, or in the bytes apart (see the class comment), which are then used up.
+    run sequence(std::size_t size) {
         std::uint64_t n = 0;
         bytes(&n, sizeof n);
+        if (apart_ != nullptr && left() == 0 && n != 0 && apart_->size() / size == n &&
+            apart_->size() % size == 0) {
+            std::vector<char>* apart = std::exchange(apart_, nullptr);
+            return {static_cast<std::size_t>(n), apart->data(), apart};
+        }
         if (n > left() / size)
             truncated();
-        return static_cast<std::size_t>(n);
+        const run r{static_cast<std::size_t>(n), in_.data() + used_, nullptr};
+        used_ += r.count * size;
+        return r;
     }
     void bytes(void* p, std::size_t n) {
         if (n > left())
@@ -285,6 +312,7 @@ private:
 
     std::span<const char> in_;
     std::size_t used_ = 0;
+    std::vector<char>* apart_; // the last value's bytes, when they came apart; null once used
 };
 
 /// Writes values to the end of a vector: as plain bytes, or (Plain false) into one Boost binary
@@ -338,12 +366,14 @@ private:
     boost::archive::binary_oarchive archive_;
 };
 
-/// Reads what encoder<Plain> wrote, from a span it does not copy. Neither copyable nor movable.
+/// Reads what encoder<Plain> wrote, from a span it does not copy, and the last value's bytes
+/// from `apart` when they came apart (see plain_reader; only plain values come so). Neither
+/// copyable nor movable.
 template <bool Plain>
 class decoder {
 public:
-    explicit decoder(std::span<const char> in) noexcept
-        : reader_(in) {}
+    explicit decoder(std::span<const char> in, std::vector<char>* apart = nullptr) noexcept
+        : reader_(in, apart) {}
     decoder(const decoder&) = delete;
     decoder& operator=(const decoder&) = delete;
     template <class T>
@@ -357,9 +387,12 @@ private:
 template <>
 class decoder<false> {
 public:
-    explicit decoder(std::span<const char> in)
+    /// `apart`: never given for values an archive holds (they are not plain).
+    explicit decoder(std::span<const char> in, std::vector<char>* apart = nullptr)
         : source_(in)
-        , archive_(source_, archive_flags) {}
+        , archive_(source_, archive_flags) {
+        (void)apart;
+    }
     decoder(const decoder&) = delete;
     decoder& operator=(const decoder&) = delete;
     template <class T>

@@ -2,12 +2,24 @@
 // waiting caller fills memory already in use instead of fresh pages: on the machine of the
 // README's table, filling fresh memory runs at about 2 GB/s (a page fault per 4 KiB), warm
 // memory at 13 GB/s and more.
+//
+// And buffers readied for large results: a std::vector<char> result of 1 MiB or more is read
+// from its worker's ring straight into a vector that becomes the result (frame_reader::tail).
+// Its fresh pages would then all fault in on the io thread, which also moves every other
+// frame; a caller waiting for such results readies the next buffers meanwhile (ready_tail), so
+// the two threads share that work, as they share decoding (vector_result). Those left unused
+// when the results stop coming are kept for the next ones, like the spares, until stop().
 #pragma once
 
+#include <procpool/detail/ring.hpp>
+
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <sys/mman.h>
 #include <utility>
 #include <vector>
 
@@ -15,16 +27,86 @@ namespace procpool::detail {
 
 /// Thread-safe. Shared (std::shared_ptr) by the pool and by the results a buffer was lent to,
 /// which may outlive the pool.
-class frame_spares : public std::enable_shared_from_this<frame_spares> {
+class frame_spares final : public std::enable_shared_from_this<frame_spares>, public tail_source {
 public:
     /// Only buffers of at least this capacity are kept: smaller ones come from malloc's free
     /// lists, already in memory.
     static constexpr std::size_t min_bytes = std::size_t{64} << 10;
+    /// Buffers are readied for tails of at least this size.
+    static constexpr std::size_t min_tail_bytes = std::size_t{1} << 20;
 
-    /// At most `max_count` buffers and `max_bytes` in all.
-    frame_spares(std::size_t max_count, std::size_t max_bytes) noexcept
+    /// At most `max_count` spares and `max_bytes` in all; at most `max_ready` buffers readied
+    /// for tails, and `max_bytes` in all.
+    frame_spares(std::size_t max_count, std::size_t max_bytes, std::size_t max_ready) noexcept
         : max_count_(max_count)
-        , max_bytes_(max_bytes) {}
+        , max_bytes_(max_bytes)
+        , max_ready_(max_ready) {}
+
+    /// See tail_source: a readied buffer (ready_tail) with room for `size` bytes, or at most an
+    /// eighth more; else an empty vector.
+    std::vector<char> tail_buffer(std::size_t size) noexcept override {
+        // relaxed: a hint; the mutex orders the buffers themselves.
+        if (ready_count_.load(std::memory_order_relaxed) == 0)
+            return {};
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < ready_.size(); ++i) {
+            const std::size_t room = ready_[i].capacity();
+            if (room >= size && room - size <= size / 8) {
+                std::vector<char> buffer = std::move(ready_[i]);
+                ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(i));
+                ready_bytes_ -= room;
+                ready_count_.store(ready_.size(), std::memory_order_relaxed);
+                return buffer;
+            }
+        }
+        return {};
+    }
+
+    /// Readies a buffer of `size` bytes, its pages in memory, for a tail to come, unless
+    /// `enough` buffers (or max_ready) are readied already, or it would pass max_bytes. For a
+    /// thread with nothing better to do while it waits for such tails. Returns true when it
+    /// readied one.
+    bool ready_tail(std::size_t size, std::size_t enough) noexcept {
+        if (size < min_tail_bytes || !keep_.load(std::memory_order_relaxed))
+            return false;
+        {
+            std::lock_guard lock(mutex_);
+            const std::size_t count = ready_.size() + readying_;
+            if (count >= std::min(enough, max_ready_) || ready_bytes_ + size > max_bytes_)
+                return false;
+            ready_bytes_ += size; // its room, taken before the allocation, outside the lock
+            ++readying_;
+        }
+        std::vector<char> buffer;
+        try {
+            buffer.reserve(size);
+            if (!populate(buffer.data(), buffer.capacity()))
+                buffer.resize(size); // faulted in by zeroing it
+        } catch (...) {
+            buffer = {};
+        }
+        std::lock_guard lock(mutex_);
+        --readying_;
+        if (buffer.capacity() < size || !keep_.load(std::memory_order_relaxed)) {
+            ready_bytes_ -= size;
+            return false;
+        }
+        ready_bytes_ += buffer.capacity() - size; // tail_buffer takes back its capacity
+        ready_.push_back(std::move(buffer));
+        ready_count_.store(ready_.size(), std::memory_order_relaxed);
+        return true;
+    }
+
+    /// Lets go of the buffers readied for tails.
+    void drop_ready() noexcept {
+        if (ready_count_.load(std::memory_order_relaxed) == 0)
+            return;
+        std::vector<std::vector<char>> dropped;
+        std::lock_guard lock(mutex_);
+        dropped.swap(ready_);
+        ready_bytes_ = 0;
+        ready_count_.store(0, std::memory_order_relaxed);
+    }
 
     /// A kept buffer (emptied) with a capacity of at least `min_capacity`, or an empty vector.
     std::vector<char> take(std::size_t min_capacity = 0) noexcept {
@@ -91,6 +173,7 @@ public:
     void stop() noexcept {
         keep_.store(false, std::memory_order_relaxed);
         drop();
+        drop_ready();
     }
 
     /// Lets go of every buffer kept.
@@ -105,6 +188,23 @@ public:
     }
 
 private:
+    /// Faults in the pages of [p, p + n) for writing without touching them (Linux 5.14's
+    /// MADV_POPULATE_WRITE); false where the kernel cannot. The pages at either end, shared
+    /// with other memory, are left as they are.
+    static bool populate(const char* p, std::size_t n) noexcept {
+#ifdef MADV_POPULATE_WRITE
+        const std::uintptr_t page = 4096;
+        const auto first = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+        const auto last = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
+        return last <= first ||
+               ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0;
+#else
+        (void)p;
+        (void)n;
+        return false;
+#endif
+    }
+
     /// Removes spare `i` and returns it as it is. Callers hold mutex_.
     std::vector<char> take_at(std::size_t i) noexcept {
         std::vector<char> buffer = std::move(spares_[i]);
@@ -117,11 +217,17 @@ private:
 
     const std::size_t max_count_;
     const std::size_t max_bytes_;
+    const std::size_t max_ready_;
     std::mutex mutex_;
     std::vector<std::vector<char>> spares_;
     std::size_t bytes_ = 0;
     std::atomic<std::size_t> count_{0};
     std::atomic<bool> keep_{true};
+    // Buffers readied for tails, under mutex_ (the count is also read without it, as a hint).
+    std::vector<std::vector<char>> ready_;
+    std::size_t ready_bytes_ = 0; // counting those being readied
+    std::size_t readying_ = 0;
+    std::atomic<std::size_t> ready_count_{0};
 };
 
 } // namespace procpool::detail

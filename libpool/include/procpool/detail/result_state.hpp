@@ -37,18 +37,25 @@ struct chunk_outcome {
     /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
     /// spare (frame_reader::storage); null when it must copy them out instead.
     std::vector<char>* storage = nullptr;
+    /// The last result's bytes, when they came apart from `results` (frame_reader::tail): the
+    /// decoder reads them from here (codec.hpp's plain_reader), and a sink that keeps the
+    /// results moves them along. Null when `results` hold everything.
+    std::vector<char>* tail = nullptr;
 };
 
 /// A chunk's results kept past complete_chunk, for another thread to decode: in the buffer the
-/// transport read them into, or a copy. A buffer lent by the pool's spares goes back to them
-/// when this is dropped. Move-only.
+/// transport read them into, or a copy, and the tail that came apart, moved along. A buffer
+/// lent by the pool's spares goes back to them when this is dropped. Move-only.
 class kept_results {
 public:
     kept_results() = default;
-    /// Copies `results` into a buffer of its own (not a spare). May throw std::bad_alloc.
-    explicit kept_results(std::span<const char> results)
-        : buffer_(results.begin(), results.end())
-        , size_(results.size()) {}
+    /// Copies `outcome.results` into a buffer of its own (not a spare), and moves its tail
+    /// along. May throw std::bad_alloc (the tail is then left where it was).
+    explicit kept_results(const chunk_outcome& outcome)
+        : buffer_(outcome.results.begin(), outcome.results.end())
+        , size_(outcome.results.size()) {
+        take_tail(outcome);
+    }
     kept_results(kept_results&&) noexcept = default;
     kept_results& operator=(kept_results&& other) noexcept {
         give_back();
@@ -56,6 +63,7 @@ public:
         offset_ = other.offset_;
         size_ = other.size_;
         spares_ = std::move(other.spares_);
+        tail_ = std::move(other.tail_);
         return *this;
     }
     ~kept_results() { give_back(); }
@@ -82,6 +90,7 @@ public:
             kept.buffer_.assign(outcome.results.begin(), outcome.results.end()); // no allocation
         }
         kept.spares_ = outcome.spares->shared_from_this();
+        kept.take_tail(outcome);
         return kept;
     }
 
@@ -89,7 +98,15 @@ public:
         return std::span<const char>(buffer_).subspan(offset_, size_);
     }
 
+    /// The tail that came apart, for the decoder (which may take it), or null.
+    std::vector<char>* tail() noexcept { return tail_.empty() ? nullptr : &tail_; }
+
 private:
+    void take_tail(const chunk_outcome& outcome) noexcept {
+        if (outcome.tail != nullptr)
+            tail_ = std::move(*outcome.tail);
+    }
+
     void give_back() noexcept {
         if (spares_)
             spares_->give(std::move(buffer_));
@@ -100,6 +117,7 @@ private:
     std::size_t offset_ = 0;
     std::size_t size_ = 0;
     std::shared_ptr<frame_spares> spares_; // where buffer_ goes back, or null
+    std::vector<char> tail_;               // see chunk_outcome::tail
 };
 
 /// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,
@@ -302,7 +320,7 @@ public:
             this->finish_value(std::monostate{});
         } else {
             try {
-                value_decoder<R> decoder(outcome.results);
+                value_decoder<R> decoder(outcome.results, outcome.tail);
                 this->finish_value(decode_value<R>(decoder));
             } catch (...) {
                 this->finish_error(std::current_exception());
@@ -337,13 +355,20 @@ private:
 /// pool's spare buffers; where the transport does not allow that, they are copied into the
 /// spare (warm memory, cheap beside decoding). With a callback set, every chunk is decoded on
 /// the io thread, where callbacks run, as in Python.
+///
+/// A large std::vector<char> result is read straight into the vector that becomes it
+/// (chunk_outcome::tail), which leaves nothing to decode, but its pages to fault in. So a
+/// waiter with no deadline readies buffers of that size for the next ones meanwhile
+/// (frame_spares::ready_tail), woken for it at each such result, at most one per chunk still
+/// to come.
 template <class R>
 class vector_result final : public result_state<std::vector<R>> {
 public:
     vector_result(std::size_t items, std::size_t chunksize)
         : values_(items)
         , chunksize_(chunksize)
-        , remaining_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize) {}
+        , chunks_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize)
+        , remaining_(chunks_) {}
 
     /// Completes an empty job at once (callbacks set first; no chunk will ever arrive).
     void finish_if_empty() noexcept {
@@ -364,9 +389,10 @@ public:
     }
 
     void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept override {
+        note_tail(outcome);
         if (hand_over(chunk, outcome))
             return;
-        deliver(chunk, outcome.ok_count, outcome.results, outcome.error);
+        deliver(chunk, outcome.ok_count, outcome.results, outcome.tail, outcome.error);
         count_completed();
     }
 
@@ -424,10 +450,28 @@ private:
         return true;
     }
 
+    /// Called by the io thread: a chunk whose last result came apart, large (chunk_outcome::tail),
+    /// asks an idle waiter to ready a buffer for the next (see the class comment).
+    void note_tail(const chunk_outcome& outcome) noexcept {
+        if (outcome.tail == nullptr || outcome.spares == nullptr ||
+            outcome.tail->size() < frame_spares::min_tail_bytes)
+            return;
+        // relaxed: a hint for the size of the next buffers, read under the mutex below.
+        tail_bytes_.store(outcome.tail->size(), std::memory_order_relaxed);
+        {
+            std::lock_guard lock(progress_mutex_);
+            if (!tails_)
+                tails_ = outcome.spares->shared_from_this();
+            if (idle_helpers_.load(std::memory_order_relaxed) == 0)
+                return;
+        }
+        progress_.notify_one();
+    }
+
     /// Blocks until `done()` or `deadline`, decoding what the io thread hands over meanwhile;
     /// never leaves work handed to it. Returns done(). `counting`: done() is about the count of
     /// completed chunks, so every completion must wake this thread; otherwise it is about the
-    /// whole result, and only its end (finished()) or a hand-over does.
+    /// whole result, and only its end (finished()), a hand-over or a large tail does.
     template <class Done>
     bool help_until(Done done, bool counting, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(progress_mutex_);
@@ -441,7 +485,8 @@ private:
                 handed work = std::move(handed_.front());
                 handed_.pop_front();
                 lock.unlock();
-                deliver(work.chunk, work.ok_count, work.results.bytes(), nullptr);
+                deliver(work.chunk, work.ok_count, work.results.bytes(), work.results.tail(),
+                        nullptr);
                 work = {}; // its buffer back to the spares
                 count_completed();
                 lock.lock();
@@ -449,6 +494,18 @@ private:
             }
             if (timed_out || done())
                 break;
+            if (tails_ && deadline == std::chrono::steady_clock::time_point::max()) {
+                // Readies one buffer for a tail to come, at most one per chunk not yet
+                // completed; the mutex is not held meanwhile (the io thread may hand over).
+                const std::shared_ptr<frame_spares> tails = tails_;
+                const std::size_t bytes = tail_bytes_.load(std::memory_order_relaxed);
+                const std::size_t left = chunks_ - std::min(chunks_, completed_.load());
+                lock.unlock();
+                const bool readied = tails->ready_tail(bytes, left);
+                lock.lock();
+                if (readied)
+                    continue;
+            }
             idle_helpers_.fetch_add(1, std::memory_order_relaxed);
             if (deadline == std::chrono::steady_clock::time_point::max())
                 progress_.wait(lock);
@@ -477,16 +534,17 @@ private:
         progress_.notify_all();
     }
 
-    /// Decodes a chunk's results into place, then completes the result when it was the last
-    /// chunk or failed. Several threads may deliver different chunks at once.
+    /// Decodes a chunk's results (and `tail`: chunk_outcome::tail) into place, then completes
+    /// the result when it was the last chunk or failed. Several threads may deliver different
+    /// chunks at once.
     void deliver(std::size_t chunk, std::uint64_t ok_count, std::span<const char> results,
-                 const std::exception_ptr& error) noexcept {
+                 std::vector<char>* tail, const std::exception_ptr& error) noexcept {
         if (this->ready())
             return;
         std::exception_ptr failure = error;
         if (ok_count > 0) {
             try {
-                decode_chunk(chunk * chunksize_, ok_count, results);
+                decode_chunk(chunk * chunksize_, ok_count, results, tail);
             } catch (...) {
                 failure = std::current_exception();
             }
@@ -509,7 +567,8 @@ private:
     }
 
     /// Decodes `count` results into values_ from index `first`.
-    void decode_chunk(std::size_t first, std::uint64_t count, std::span<const char> results) {
+    void decode_chunk(std::size_t first, std::uint64_t count, std::span<const char> results,
+                      std::vector<char>* tail) {
         if (first > values_.size() || count > values_.size() - first)
             throw std::out_of_range("procpool: a chunk has more results than the map has items");
         if constexpr (is_bytes<R>::value) { // a plain value, encoded as its bytes
@@ -518,7 +577,7 @@ private:
                 throw_decode_error("input stream error: the value is truncated");
             std::memcpy(values_.data() + first, results.data(), count * sizeof(R));
         } else {
-            value_decoder<R> decoder(results);
+            value_decoder<R> decoder(results, tail);
             for (std::uint64_t i = 0; i < count; ++i)
                 values_[first + i] = decode_value<R>(decoder);
         }
@@ -526,6 +585,7 @@ private:
 
     std::vector<R> values_;
     std::size_t chunksize_;
+    const std::size_t chunks_;
     std::mutex decide_mutex_; // one thread at a time decides the outcome, once chunks are handed
     std::size_t remaining_;   // chunks not yet delivered, under decide_mutex_ once handed_any_
     std::atomic<bool> handed_any_{false}; // written by the io thread, under progress_mutex_
@@ -538,6 +598,9 @@ private:
     std::atomic<int> count_waiters_{0}; // threads waiting for a count (wait_completed)
     std::atomic<std::size_t> idle_helpers_{0};
     std::deque<handed> handed_;
+    // Where to ready buffers for tails (see note_tail), once a large one came; and its size.
+    std::shared_ptr<frame_spares> tails_;
+    std::atomic<std::size_t> tail_bytes_{0};
 };
 
 } // namespace procpool::detail

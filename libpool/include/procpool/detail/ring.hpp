@@ -8,7 +8,9 @@
 //
 // A frame is a u64 length and that many bytes. A frame larger than the free space, or than the
 // whole ring, is written in fragments as space frees up (frame_writer) and reassembled by the
-// reader (frame_reader): there is no size limit but memory.
+// reader (frame_reader): there is no size limit but memory. A frame whose end is to be read
+// apart (frame_writer::start's tail_apart) has the top bit of its length set, and a second u64,
+// the length of that end, before its bytes.
 //
 // Memory ordering. Producer: copy bytes into data, then head.store(release)  [SYNC POINT WRITE
 // data]; consumer: head.load(acquire) [SYNC POINT READ data], then read the bytes. Consumer:
@@ -28,6 +30,7 @@
 // read every complete frame it had published, so no process touches the ring during a reset.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -197,7 +200,29 @@ public:
         return count;
     }
 
-    /// Pops one whole frame into `out` when all of it is in the ring; false otherwise.
+    /// Copies up to `n` bytes out of the ring to the end of `out`, which must have the capacity
+    /// for them (nothing is zeroed first, nothing reallocated); returns how many. Wait-free.
+    std::size_t read_append(std::vector<char>& out, std::size_t n) {
+        std::uint64_t have = head_cache_ - tail_;
+        if (have < n)
+            have = readable();
+        const std::size_t count = n < have ? n : static_cast<std::size_t>(have);
+        if (count == 0)
+            return 0;
+        const std::size_t at = static_cast<std::size_t>(tail_ & (capacity_ - 1));
+        const std::size_t first =
+            count < capacity_ - at ? count : static_cast<std::size_t>(capacity_ - at);
+        const auto* data = reinterpret_cast<const char*>(data_);
+        out.insert(out.end(), data + at, data + at + first);
+        out.insert(out.end(), data, data + (count - first));
+        tail_ += count;
+        // SYNC POINT WRITE free space: as in read_some.
+        control_->tail.store(tail_, std::memory_order_release);
+        return count;
+    }
+
+    /// Pops one whole frame into `out` when all of it is in the ring; false otherwise. Only for
+    /// frames without an end read apart (those try_push writes).
     /// Allocates when `out` is too small, so not noexcept.
     bool try_pop(std::vector<std::byte>& out) {
         std::uint64_t have = head_cache_ - tail_;
@@ -234,15 +259,38 @@ private:
     std::uint64_t head_cache_ = 0; // last head seen; readable is at least head_cache - tail
 };
 
+/// The top bit of a frame's length: a u64 follows, the length of the frame's end that the
+/// reader keeps apart (see frame_reader::tail).
+inline constexpr std::uint64_t tail_apart_flag = std::uint64_t{1} << 63;
+
+/// Where a frame_reader gets the buffer for a tail read apart, instead of allocating one.
+class tail_source {
+public:
+    /// A buffer with room for `size` bytes (its capacity; whatever it holds is dropped) whose
+    /// pages are already in memory, or an empty vector. Thread-safe.
+    virtual std::vector<char> tail_buffer(std::size_t size) noexcept = 0;
+
+protected:
+    ~tail_source() = default;
+};
+
 /// Streams one frame at a time into a ring, in as many fragments as space allows.
 /// The frame's bytes must stay alive while busy().
 class frame_writer {
 public:
     /// Starts a frame made of `head` and then `tail` (two pieces of memory, one frame on the
-    /// ring: the reader sees their bytes side by side); the previous one must no longer be busy().
-    void start(std::span<const std::byte> head, std::span<const std::byte> tail = {}) noexcept {
+    /// ring); the previous one must no longer be busy(). The reader gets their bytes side by
+    /// side, or, with `tail_apart` and a tail, the tail in a buffer of its own
+    /// (frame_reader::tail).
+    void start(std::span<const std::byte> head, std::span<const std::byte> tail = {},
+               bool tail_apart = false) noexcept {
         pieces_[0] = head;
         pieces_[1] = tail;
+        const std::uint64_t size = head.size() + tail.size();
+        const bool apart = tail_apart && !tail.empty();
+        prefix_[0] = apart ? size | tail_apart_flag : size;
+        prefix_[1] = tail.size();
+        prefix_size_ = apart ? sizeof prefix_ : sizeof prefix_[0];
         written_ = 0;
         active_ = true;
     }
@@ -252,10 +300,9 @@ public:
         if (!active_)
             return 0;
         std::size_t total = 0;
-        constexpr std::size_t prefix = sizeof(std::uint64_t);
-        const std::uint64_t size = pieces_[0].size() + pieces_[1].size();
+        const std::size_t prefix = prefix_size_;
         if (written_ < prefix) {
-            const auto* bytes = reinterpret_cast<const std::byte*>(&size);
+            const auto* bytes = reinterpret_cast<const std::byte*>(prefix_);
             const std::size_t n = ring.write_some(bytes + written_, prefix - written_);
             written_ += n;
             total += n;
@@ -276,7 +323,7 @@ public:
             if (n < piece.size() - done)
                 return total; // the ring is full
         }
-        if (written_ == prefix + size)
+        if (written_ == prefix + pieces_[0].size() + pieces_[1].size())
             active_ = false;
         return total;
     }
@@ -285,8 +332,10 @@ public:
     bool busy() const noexcept { return active_; }
 
 private:
-    std::span<const std::byte> pieces_[2]; // the frame: head, then tail
-    std::uint64_t written_ = 0;            // counting the length prefix
+    std::span<const std::byte> pieces_[2];            // the frame: head, then tail
+    std::uint64_t prefix_[2] = {};                    // the length (and flag), the tail's length
+    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the tail goes apart
+    std::uint64_t written_ = 0;                       // counting the prefix
     bool active_ = false;
 };
 
@@ -294,30 +343,53 @@ private:
 ///
 /// The frame is read into a std::vector<char> whose size is the room it has (its bytes past the
 /// frame are left over from earlier frames), so that whoever handles a frame may take that
-/// storage instead of copying the frame out of it: see storage().
+/// storage instead of copying the frame out of it: see storage(). The end of a frame written
+/// with its tail apart is read into a vector of its own, of exactly its size, which the handler
+/// may take as it is: see tail().
 class frame_reader {
 public:
-    /// Reads what is there; true when a whole frame is ready in frame(). Call reset() after
-    /// using it. Allocates the frame's buffer, so it may throw std::bad_alloc.
-    bool pump(ring_consumer& ring) {
-        constexpr std::size_t prefix = sizeof(std::uint64_t);
-        if (got_ < prefix) {
-            auto* bytes = reinterpret_cast<std::byte*>(&length_);
-            got_ += ring.read_some(bytes + got_, prefix - got_);
-            if (got_ < prefix)
+    /// Reads what is there; true when a whole frame is ready in frame() (and tail()). Call
+    /// reset() after using it. Allocates the frame's buffers, so it may throw std::bad_alloc.
+    /// A tail read apart goes into a buffer from `tails` when it has one.
+    bool pump(ring_consumer& ring, tail_source* tails = nullptr) {
+        constexpr std::size_t word = sizeof(std::uint64_t);
+        if (got_ < prefix_size_) {
+            auto* bytes = reinterpret_cast<std::byte*>(prefix_);
+            got_ += ring.read_some(bytes + got_, prefix_size_ - got_);
+            if (got_ == word && prefix_size_ == word && (prefix_[0] & tail_apart_flag) != 0) {
+                prefix_size_ = 2 * word;
+                got_ += ring.read_some(bytes + got_, word);
+            }
+            if (got_ < prefix_size_)
                 return false;
-            reserve(static_cast<std::size_t>(length_));
+            length_ = prefix_[0] & ~tail_apart_flag;
+            apart_ = prefix_size_ == word ? 0 : std::min(prefix_[1], length_);
+            reserve(static_cast<std::size_t>(length_ - apart_));
+            if (apart_ != 0) {
+                // Read onto its end, within its capacity, so that no byte is zeroed first.
+                if (tails != nullptr)
+                    tail_ = tails->tail_buffer(static_cast<std::size_t>(apart_));
+                tail_.clear();
+                tail_.reserve(static_cast<std::size_t>(apart_));
+            }
         }
-        const std::uint64_t body = got_ - prefix;
-        got_ += ring.read_some(buffer_.data() + body, static_cast<std::size_t>(length_ - body));
-        return got_ == prefix + length_;
+        const std::uint64_t head = length_ - apart_;
+        std::uint64_t body = got_ - prefix_size_;
+        if (body < head) {
+            got_ += ring.read_some(buffer_.data() + body, static_cast<std::size_t>(head - body));
+            body = got_ - prefix_size_;
+        }
+        if (body >= head && body < length_)
+            got_ += ring.read_append(tail_, static_cast<std::size_t>(length_ - body));
+        return got_ == prefix_size_ + length_;
     }
 
     /// True when part of a frame has been read.
     bool partial() const noexcept { return got_ != 0; }
 
+    /// The frame, but for its tail when that was sent apart.
     std::span<const std::byte> frame() const noexcept {
-        return std::as_bytes(std::span(buffer_.data(), static_cast<std::size_t>(length_)));
+        return std::as_bytes(std::span(buffer_.data(), static_cast<std::size_t>(length_ - apart_)));
     }
 
     /// The buffer holding frame() at its start. Once a whole frame is ready, and until reset(),
@@ -325,15 +397,24 @@ public:
     /// bytes are overwritten) and keep the frame's bytes; frame() is then no longer valid.
     std::vector<char>& storage() noexcept { return buffer_; }
 
+    /// The frame's tail, when the writer sent it apart; else empty. Once a whole frame is
+    /// ready, and until reset(), a caller may move it out.
+    std::vector<char>& tail() noexcept { return tail_; }
+
     /// Forgets the frame. The buffer is kept for the next one while frames keep needing it:
     /// a large buffer (over 1 MiB) goes when a frame used less than a quarter of it, so one
     /// large frame does not pin its memory for the life of the pool, while a run of large
-    /// frames reuses one buffer instead of faulting in fresh pages for each.
+    /// frames reuses one buffer instead of faulting in fresh pages for each. A tail nobody took
+    /// goes.
     void reset() noexcept {
-        if (buffer_.size() > keep_capacity && length_ < buffer_.size() / 4)
+        if (buffer_.size() > keep_capacity && length_ - apart_ < buffer_.size() / 4)
             std::vector<char>().swap(buffer_);
+        if (tail_.capacity() != 0)
+            std::vector<char>().swap(tail_);
         got_ = 0;
         length_ = 0;
+        apart_ = 0;
+        prefix_size_ = sizeof(std::uint64_t);
     }
 
 private:
@@ -350,8 +431,12 @@ private:
     }
 
     std::vector<char> buffer_; // its size is the room for frames: see the class comment
-    std::uint64_t length_ = 0;
-    std::uint64_t got_ = 0;
+    std::vector<char> tail_;   // the tail read apart: see tail()
+    std::uint64_t prefix_[2] = {};
+    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the frame has a tail apart
+    std::uint64_t length_ = 0;                        // the whole frame's, tail included
+    std::uint64_t apart_ = 0;                         // the tail's, when read apart
+    std::uint64_t got_ = 0;                           // counting the prefix
 };
 
 /// Puts a ring back to empty. Only for a ring no process uses: see the file comment.

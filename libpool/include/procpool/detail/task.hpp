@@ -45,6 +45,9 @@ struct task_call {
     /// into *output: the result frame is *output followed by them. `tail_owner` keeps them.
     std::span<const char> tail;
     std::shared_ptr<const void> tail_owner;
+    /// The tail is a std::vector<char>'s bytes: the parent reads them apart from the rest of
+    /// the frame, into a vector of their own, which becomes the result as it is.
+    bool tail_apart = false;
 };
 
 /// A result whose bytes number at least this many is sent from the result itself, not copied
@@ -185,6 +188,7 @@ private:
                             auto owner = std::make_shared<const result_type>(std::move(result));
                             call.tail = {reinterpret_cast<const char*>(owner->data()), n};
                             call.tail_owner = std::move(owner);
+                            call.tail_apart = std::is_same_v<result_type, std::vector<char>>;
                         }
                         ++call.ok_count;
                         break;
