@@ -7,6 +7,7 @@
 #include <procpool/detail/ring.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -70,6 +71,29 @@ void pump_until_read(test_ring& ring, frame_writer& writer, frame_reader& reader
         BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
     }
     BOOST_TEST(!writer.busy());
+}
+
+/// Streams frames of a head and a tail of various sizes, small and large, empty and not
+/// (`tail_apart`: the tail read apart), through a ring smaller than the larger ones, and calls
+/// check(head, tail, reader) once the reader has each frame.
+template <class Check>
+void stream_two_piece_frames(bool tail_apart, Check check) {
+    test_ring ring(1 << 20);
+    const std::size_t mib = 1 << 20;
+    const std::pair<std::size_t, std::size_t> cases[] = {
+        {40, 3 * mib}, {0, 100},       {100, 0},      {mib, mib + 1},
+        {mib - 8, 8},  {mib - 16, 16}, {8, 64 << 10}, {3 * mib + 5, 64 << 10}};
+    frame_writer writer;
+    frame_reader reader;
+    for (const auto& [head_size, tail_size] : cases) {
+        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
+        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
+        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
+            pump_until_read(ring, writer, reader, head, tail, tail_apart);
+            check(head, tail, reader);
+        }
+        reader.reset();
+    }
 }
 
 /// The frame as a fresh writer and reader stream it through the ring.
@@ -157,26 +181,15 @@ BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) 
 
 BOOST_AUTO_TEST_CASE(a_frame_written_in_two_pieces_reads_back_as_their_bytes_side_by_side) {
     // A worker sends a large last result from where it lies: the frame is its other bytes,
-    // then those. Pieces small and large, empty and not, through a ring smaller than both.
-    test_ring ring(1 << 20);
-    const std::size_t mib = 1 << 20;
-    const std::pair<std::size_t, std::size_t> cases[] = {
-        {40, 3 * mib}, {0, 100}, {100, 0}, {mib, mib + 1}, {mib - 8, 8}, {3 * mib + 5, 64 << 10}};
-    frame_writer writer;
-    frame_reader reader;
-    for (const auto& [head_size, tail_size] : cases) {
-        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
-        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
-        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
-            pump_until_read(ring, writer, reader, head, tail);
-            const auto frame = reader.frame();
-            BOOST_REQUIRE(frame.size() == head_size + tail_size);
-            BOOST_TEST(std::equal(head.begin(), head.end(), frame.begin()));
-            BOOST_TEST(std::equal(tail.begin(), tail.end(), frame.begin() + head_size));
-        }
-        reader.reset();
-    }
+    // then those.
+    stream_two_piece_frames(false, [](const auto& head, const auto& tail, frame_reader& reader) {
+        const auto frame = reader.frame();
+        BOOST_REQUIRE(frame.size() == head.size() + tail.size());
+        BOOST_TEST(std::equal(head.begin(), head.end(), frame.begin()));
+        BOOST_TEST(std::equal(tail.begin(), tail.end(), frame.begin() + head.size()));
+    });
     // One byte of room at a time: the writer stops inside either piece and goes on there.
+    frame_writer writer;
     test_ring tiny(64);
     const auto head = pattern(37, 5), tail = pattern(101, 6);
     writer.start(head, tail);
@@ -212,31 +225,24 @@ struct listed_tails final : tail_source {
 BOOST_AUTO_TEST_CASE(a_frame_whose_tail_goes_apart_reads_back_as_its_head_and_a_tail_of_its_own) {
     // A worker's large std::vector<char> result: the parent reads its bytes into a vector of
     // their own (which becomes the result), of exactly their size, the rest of the frame into
-    // the reader's buffer as usual. Pieces small and large, through a ring smaller than both.
-    test_ring ring(1 << 20);
-    const std::size_t mib = 1 << 20;
-    const std::pair<std::size_t, std::size_t> cases[] = {
-        {40, 3 * mib}, {0, 100}, {100, 0}, {mib, mib + 1}, {mib - 16, 16}, {8, 64 << 10}};
-    frame_writer writer;
-    frame_reader reader;
-    for (const auto& [head_size, tail_size] : cases) {
-        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
-        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
-        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
-            pump_until_read(ring, writer, reader, head, tail, true);
-            BOOST_TEST(
-                std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
-            const std::vector<char>& got = reader.tail();
-            BOOST_REQUIRE(got.size() == tail_size);
-            BOOST_TEST(got.capacity() == tail_size); // not a byte more, nothing to zero
-            BOOST_TEST((tail_size == 0 || std::memcmp(got.data(), tail.data(), tail_size) == 0));
-            std::vector<char> taken = std::move(reader.tail());
-            BOOST_TEST(taken.size() == tail_size);
-        }
+    // the reader's buffer as usual.
+    stream_two_piece_frames(true, [](const auto& head, const auto& tail, frame_reader& reader) {
+        BOOST_TEST(
+            std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
+        const std::vector<char>& got = reader.tail();
+        BOOST_REQUIRE(got.size() == tail.size());
+        BOOST_TEST(got.capacity() == tail.size()); // not a byte more, nothing to zero
+        BOOST_TEST((tail.empty() || std::memcmp(got.data(), tail.data(), tail.size()) == 0));
+        std::vector<char> taken = std::move(reader.tail());
+        BOOST_TEST(taken.size() == tail.size());
         reader.reset();
         BOOST_TEST(reader.tail().capacity() == 0u); // what nobody took is let go
-    }
+    });
 
+    test_ring ring(1 << 20);
+    const std::size_t mib = 1 << 20;
+    frame_writer writer;
+    frame_reader reader;
     // From a tail source: into its buffer, which may hold bytes already (they are dropped);
     // with none to give, the reader allocates.
     listed_tails tails;
@@ -436,13 +442,25 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
             while (writer.busy()) {
                 if (writer.pump(ring.producer) > 0)
                     notify(events[0]);
-                else
-                    wait_for(
-                        events[1], [&] { return ring.producer.writable() > 0; }, spin);
+                else if (!wait_for(
+                             events[1], [&] { return ring.producer.writable() > 0; }, spin,
+                             std::chrono::seconds(20)))
+                    ::_exit(2); // the consumer stalled, or is gone
             }
         }
         ::_exit(0);
     }
+    // Should a check below end the test early, the child is not left behind.
+    struct reaper {
+        pid_t pid;
+        bool reaped = false;
+        ~reaper() {
+            if (!reaped) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+        }
+    } guard{child};
     frame_reader reader;
     std::size_t in_order = 0;
     for (std::uint64_t expected = 0; expected < frames; ++expected) {
@@ -468,7 +486,9 @@ BOOST_AUTO_TEST_CASE(two_processes_exchange_frames_in_order_with_futex_waits) {
     }
     int status = 0;
     BOOST_TEST(::waitpid(child, &status, 0) == child);
+    guard.reaped = true;
     BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
     BOOST_TEST(in_order == frames);
     ::munmap(shared, bytes);
 }

@@ -633,11 +633,13 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     chunk_outcome outcome;
     outcome.ok_count = header.ok_count;
     outcome.exec_ns = header.exec_ns;
-    outcome.results = header.failed ? payload.first(header.error_offset) : payload;
-    if (!header.failed)
-        outcome.tail = tail; // a failed chunk's frame has none
-    if (header.failed)
+    if (header.failed) {
+        outcome.results = payload.first(header.error_offset);
         outcome.error = decode_error_record(payload.subspan(header.error_offset));
+    } else {
+        outcome.results = payload;
+        outcome.tail = tail; // a failed chunk's frame has none
+    }
 
     w.ready = true;
     start_failures_ = 0;

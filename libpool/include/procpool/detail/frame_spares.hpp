@@ -98,15 +98,7 @@ public:
     }
 
     /// Lets go of the buffers readied for tails.
-    void drop_ready() noexcept {
-        if (ready_count_.load(std::memory_order_relaxed) == 0)
-            return;
-        std::vector<std::vector<char>> dropped;
-        std::lock_guard lock(mutex_);
-        dropped.swap(ready_);
-        ready_bytes_ = 0;
-        ready_count_.store(0, std::memory_order_relaxed);
-    }
+    void drop_ready() noexcept { let_go(ready_, ready_bytes_, ready_count_); }
 
     /// A kept buffer (emptied) with a capacity of at least `min_capacity`, or an empty vector.
     std::vector<char> take(std::size_t min_capacity = 0) noexcept {
@@ -177,17 +169,23 @@ public:
     }
 
     /// Lets go of every buffer kept.
-    void drop() noexcept {
-        if (count_.load(std::memory_order_relaxed) == 0)
-            return;
-        std::vector<std::vector<char>> dropped;
-        std::lock_guard lock(mutex_);
-        dropped.swap(spares_);
-        bytes_ = 0;
-        count_.store(0, std::memory_order_relaxed);
-    }
+    void drop() noexcept { let_go(spares_, bytes_, count_); }
 
 private:
+    /// Empties `buffers` (spares_ or ready_) and its tallies; the buffers are freed once the
+    /// mutex is let go.
+    void let_go(std::vector<std::vector<char>>& buffers, std::size_t& bytes,
+                std::atomic<std::size_t>& count) noexcept {
+        // relaxed: a hint, as in take().
+        if (count.load(std::memory_order_relaxed) == 0)
+            return;
+        std::vector<std::vector<char>> dropped; // destroyed after the lock below
+        std::lock_guard lock(mutex_);
+        dropped.swap(buffers);
+        bytes = 0;
+        count.store(0, std::memory_order_relaxed);
+    }
+
     /// Faults in the pages of [p, p + n) for writing without touching them (Linux 5.14's
     /// MADV_POPULATE_WRITE); false where the kernel cannot. The pages at either end, shared
     /// with other memory, are left as they are.

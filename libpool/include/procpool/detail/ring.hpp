@@ -187,38 +187,20 @@ public:
 
     /// Copies up to `n` bytes out of the ring; returns how many. Wait-free.
     std::size_t read_some(void* dst, std::size_t n) noexcept {
-        std::uint64_t have = head_cache_ - tail_;
-        if (have < n)
-            have = readable();
-        const std::size_t count = n < have ? n : static_cast<std::size_t>(have);
-        if (count == 0)
-            return 0;
-        copy_out(tail_, static_cast<std::byte*>(dst), count);
-        tail_ += count;
-        // SYNC POINT WRITE free space: pairs with the producer's tail.load(acquire).
-        control_->tail.store(tail_, std::memory_order_release);
-        return count;
+        auto* out = static_cast<std::byte*>(dst);
+        return consume(n, [&](const std::byte* p, std::size_t k) {
+            std::memcpy(out, p, k);
+            out += k;
+        });
     }
 
     /// Copies up to `n` bytes out of the ring to the end of `out`, which must have the capacity
     /// for them (nothing is zeroed first, nothing reallocated); returns how many. Wait-free.
     std::size_t read_append(std::vector<char>& out, std::size_t n) {
-        std::uint64_t have = head_cache_ - tail_;
-        if (have < n)
-            have = readable();
-        const std::size_t count = n < have ? n : static_cast<std::size_t>(have);
-        if (count == 0)
-            return 0;
-        const std::size_t at = static_cast<std::size_t>(tail_ & (capacity_ - 1));
-        const std::size_t first =
-            count < capacity_ - at ? count : static_cast<std::size_t>(capacity_ - at);
-        const auto* data = reinterpret_cast<const char*>(data_);
-        out.insert(out.end(), data + at, data + at + first);
-        out.insert(out.end(), data, data + (count - first));
-        tail_ += count;
-        // SYNC POINT WRITE free space: as in read_some.
-        control_->tail.store(tail_, std::memory_order_release);
-        return count;
+        return consume(n, [&](const std::byte* p, std::size_t k) {
+            const auto* c = reinterpret_cast<const char*>(p);
+            out.insert(out.end(), c, c + k);
+        });
     }
 
     /// Pops one whole frame into `out` when all of it is in the ring; false otherwise. Only for
@@ -235,7 +217,7 @@ public:
         out.resize(static_cast<std::size_t>(length));
         copy_out(tail_ + sizeof length, out.data(), out.size());
         tail_ += sizeof length + length;
-        // SYNC POINT WRITE free space: as in read_some.
+        // SYNC POINT WRITE free space: as in consume.
         control_->tail.store(tail_, std::memory_order_release);
         return true;
     }
@@ -245,11 +227,40 @@ public:
     std::uint64_t position() const noexcept { return tail_; }
 
 private:
-    void copy_out(std::uint64_t position, std::byte* dst, std::size_t n) const noexcept {
+    /// Passes up to `n` readable bytes to `take(pointer, count)`, in one or two pieces (where
+    /// the ring wraps), then releases them; returns how many.
+    template <class Take>
+    std::size_t consume(std::size_t n, Take take) {
+        std::uint64_t have = head_cache_ - tail_;
+        if (have < n)
+            have = readable();
+        const std::size_t count = n < have ? n : static_cast<std::size_t>(have);
+        if (count == 0)
+            return 0;
+        pieces(tail_, count, take);
+        tail_ += count;
+        // SYNC POINT WRITE free space: pairs with the producer's tail.load(acquire).
+        control_->tail.store(tail_, std::memory_order_release);
+        return count;
+    }
+
+    /// Passes the `n` bytes at `position` to `take(pointer, count)`: up to the ring's end, then
+    /// from its start.
+    template <class Take>
+    void pieces(std::uint64_t position, std::size_t n, Take& take) const {
         const std::size_t at = static_cast<std::size_t>(position & (capacity_ - 1));
         const std::size_t first = n < capacity_ - at ? n : static_cast<std::size_t>(capacity_ - at);
-        std::memcpy(dst, data_ + at, first);
-        std::memcpy(dst + first, data_, n - first);
+        take(data_ + at, first);
+        if (first < n)
+            take(data_, n - first);
+    }
+
+    void copy_out(std::uint64_t position, std::byte* dst, std::size_t n) const noexcept {
+        auto copy = [&](const std::byte* p, std::size_t k) {
+            std::memcpy(dst, p, k);
+            dst += k;
+        };
+        pieces(position, n, copy);
     }
 
     ring_control* control_ = nullptr;
