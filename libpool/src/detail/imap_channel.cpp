@@ -11,9 +11,6 @@ namespace procpool::detail {
 namespace {
 /// read_rest() submits this many chunks at a time.
 constexpr std::size_t rest_batch = 64;
-/// What the read-ahead may hold per worker, once chunks have been measured.
-constexpr double work_per_worker_ns = 1e6;
-constexpr double bytes_per_worker = 1 << 20;
 } // namespace
 
 imap_channel::imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source,
@@ -24,14 +21,16 @@ imap_channel::imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_s
     , source_(std::move(source)) {}
 
 std::size_t imap_channel::read_ahead() const noexcept {
-    double per_worker = min_chunks_per_worker;
-    if (mean_exec_ns_ > 0) {
-        per_worker = std::min(work_per_worker_ns / mean_exec_ns_,
-                              bytes_per_worker / std::max({mean_bytes_, mean_frame_bytes_, 1.0}));
+    constexpr std::size_t lo = flow::min_chunks_per_worker;
+    constexpr std::size_t hi = flow::max_chunks_per_worker;
+    std::size_t per_worker = flow::chunks_per_worker(exec_ns_, lo, hi);
+    if (exec_ns_.known()) {
+        // The payload bounds it too: the larger of a frame and a result, per chunk.
+        const double bytes = std::max({result_bytes_.value(), frame_bytes_.value(), 1.0});
         per_worker =
-            std::clamp(per_worker, double(min_chunks_per_worker), double(max_chunks_per_worker));
+            std::min(per_worker, flow::clamped_count(flow::bytes_per_worker / bytes, lo, hi));
     }
-    return static_cast<std::size_t>(per_worker) * processes_;
+    return per_worker * processes_;
 }
 
 void imap_channel::start() {
@@ -98,9 +97,7 @@ void imap_channel::top_up(std::size_t limit) noexcept {
         {
             std::lock_guard lock(mutex_);
             submitted_ += count;
-            const double bytes = static_cast<double>(frame_bytes) / static_cast<double>(count);
-            mean_frame_bytes_ =
-                mean_frame_bytes_ == 0 ? bytes : 0.9 * mean_frame_bytes_ + 0.1 * bytes;
+            frame_bytes_.add(static_cast<double>(frame_bytes) / static_cast<double>(count));
         }
         next_index += count;
         outstanding += count;
@@ -187,11 +184,8 @@ void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcom
         if (abandoned_)
             return;
         if (outcome.exec_ns != 0) {
-            const double ns = static_cast<double>(outcome.exec_ns);
-            const double bytes = static_cast<double>(result_bytes);
-            const bool first = mean_exec_ns_ == 0;
-            mean_exec_ns_ = first ? ns : 0.9 * mean_exec_ns_ + 0.1 * ns;
-            mean_bytes_ = first ? bytes : 0.9 * mean_bytes_ + 0.1 * bytes;
+            exec_ns_.add(static_cast<double>(outcome.exec_ns));
+            result_bytes_.add(static_cast<double>(result_bytes));
         }
         const std::size_t key = ordered_ ? index : arrivals_;
         ++arrivals_;

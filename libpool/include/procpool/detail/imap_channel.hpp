@@ -15,10 +15,11 @@
 // consumer), whatever the length of the input, so an infinite input runs in constant memory.
 // The bound is 4 chunks per worker; when chunks prove quick and small it grows, up to 64 per
 // worker, to about 1 ms of work and 1 MiB of payload per worker, so that tiny tasks do not
-// pay a thread wake-up each.
+// pay a thread wake-up each (detail/flow_control.hpp has the numbers and their reasons).
 #pragma once
 
 #include <procpool/detail/core.hpp>
+#include <procpool/detail/flow_control.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -59,9 +60,6 @@ class imap_channel final : public result_sink,
                            public stream_input,
                            public std::enable_shared_from_this<imap_channel> {
 public:
-    static constexpr std::size_t min_chunks_per_worker = 4;
-    static constexpr std::size_t max_chunks_per_worker = 64;
-
     imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source, bool ordered,
                  std::size_t processes);
 
@@ -108,9 +106,9 @@ private:
     bool input_done_ = false;
     bool abandoned_ = false;
     std::exception_ptr input_error_;              ///< delivered after every submitted chunk
-    double mean_exec_ns_ = 0;                     ///< moving averages over finished chunks
-    double mean_bytes_ = 0;                       ///< of results
-    double mean_frame_bytes_ = 0;                 ///< of input frames
+    moving_mean exec_ns_;                         ///< of finished chunks' run time
+    moving_mean result_bytes_;                    ///< of finished chunks' results
+    moving_mean frame_bytes_;                     ///< of submitted chunks' input frames
     std::map<std::size_t, imap_chunk> completed_; ///< by index (imap) or arrival (unordered)
 };
 
