@@ -3,8 +3,8 @@
 #pragma once
 
 #include <procpool/detail/codec.hpp>
+#include <procpool/detail/decode_value.hpp>
 #include <procpool/detail/imap_channel.hpp>
-#include <procpool/detail/result_state.hpp>
 #include <procpool/errors.hpp>
 
 #include <chrono>

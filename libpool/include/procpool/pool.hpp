@@ -3,6 +3,8 @@
 
 #include <procpool/async_result.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/result_sink.hpp>
+#include <procpool/detail/result_state.hpp>
 #include <procpool/detail/task.hpp>
 #include <procpool/errors.hpp>
 #include <procpool/imap_result.hpp>

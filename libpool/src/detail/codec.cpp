@@ -1,5 +1,5 @@
 // Out-of-line error paths of the codec and the result states.
-#include <procpool/detail/result_state.hpp>
+#include <procpool/detail/decode_value.hpp>
 #include <procpool/detail/task.hpp>
 #include <procpool/errors.hpp>
 

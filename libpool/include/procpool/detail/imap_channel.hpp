@@ -20,6 +20,8 @@
 
 #include <procpool/detail/core.hpp>
 #include <procpool/detail/flow_control.hpp>
+#include <procpool/detail/kept_results.hpp>
+#include <procpool/detail/result_sink.hpp>
 
 #include <chrono>
 #include <condition_variable>

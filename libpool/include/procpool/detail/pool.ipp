@@ -3,7 +3,9 @@
 #pragma once
 
 #include <procpool/detail/result_state.hpp>
+#include <procpool/detail/single_result.hpp>
 #include <procpool/detail/task.hpp>
+#include <procpool/detail/vector_result.hpp>
 
 #include <algorithm>
 #include <iterator>

@@ -1,0 +1,57 @@
+// What the pool core delivers for each chunk it ran, and to whom: the contract between the core
+// and the result states (result_state.hpp, imap_channel.hpp), which know nothing else of it.
+#pragma once
+
+#include <procpool/detail/frame_spares.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <span>
+#include <vector>
+
+namespace procpool::detail {
+
+/// What came back for one chunk (one task frame).
+struct chunk_outcome {
+    std::span<const char> results; ///< the ok_count results, encoded (codec.hpp)
+    std::uint64_t ok_count = 0;    ///< items 0..ok_count-1 of the chunk succeeded
+    std::exception_ptr error;      ///< set when item ok_count failed, or the chunk was lost
+    std::uint64_t exec_ns = 0;     ///< the worker's time on the chunk (0 when lost)
+    /// The pool's spare buffers, when a sink may keep `results` to decode them later on another
+    /// thread (see vector_result); null otherwise.
+    frame_spares* spares = nullptr;
+    /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
+    /// spare (frame_reader::storage); null when it must copy them out instead.
+    std::vector<char>* storage = nullptr;
+    /// The last result's bytes, when they came apart from `results` (frame_reader::tail): the
+    /// decoder reads them from here (codec.hpp's plain_reader), and a sink that keeps the
+    /// results moves them along. Null when `results` hold everything.
+    std::vector<char>* tail = nullptr;
+};
+
+/// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,
+/// from one thread at a time (the result thread, or the thread ending the pool).
+class result_sink {
+public:
+    virtual ~result_sink() = default;
+    virtual void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept = 0;
+};
+
+/// What a thread waiting for a result can ask of the pool that will complete it: to move its
+/// frames itself while it waits, instead of sleeping until the io thread wakes it (pool_core).
+class result_driver {
+public:
+    /// Moves frames until `done` is true, `deadline` passes, or a short spin ends, when `mine`
+    /// is the only sink with work in the pool and nothing else needs the io thread. Returns
+    /// `done`, false also when it did nothing: the caller then waits as usual.
+    virtual bool drive(const result_sink& mine, const std::atomic<bool>& done,
+                       std::chrono::steady_clock::time_point deadline) noexcept = 0;
+
+protected:
+    ~result_driver() = default;
+};
+
+} // namespace procpool::detail
