@@ -113,30 +113,34 @@ std::size_t stress_scale() {
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(try_pop_fails_when_empty) {
+BOOST_AUTO_TEST_CASE(a_new_ring_has_no_frame_to_read) {
     test_ring ring(1024);
-    std::vector<std::byte> out;
-    BOOST_TEST(!ring.consumer.try_pop(out));
+    std::byte byte{};
     BOOST_TEST(ring.consumer.readable() == 0u);
+    BOOST_TEST(ring.consumer.read_some(&byte, 1) == 0u);
+    frame_reader reader;
+    BOOST_TEST(!reader.pump(ring.consumer));
 }
 
-BOOST_AUTO_TEST_CASE(try_push_fails_when_full_and_succeeds_after_a_pop) {
+BOOST_AUTO_TEST_CASE(a_full_ring_takes_no_byte_of_a_frame_until_one_is_read) {
     test_ring ring(256);
     const auto frame = pattern(56, 1); // 8 + 56 = 64 bytes: four fill the ring
-    for (int i = 0; i < 4; ++i)
-        BOOST_TEST(ring.producer.try_push(frame));
-    BOOST_TEST(!ring.producer.try_push(frame));
+    frame_writer writer;
+    for (int i = 0; i < 4; ++i) {
+        writer.start(frame);
+        BOOST_TEST(writer.pump(ring.producer) == 64u);
+        BOOST_TEST(!writer.busy());
+    }
     BOOST_TEST(ring.producer.writable() == 0u);
-    std::vector<std::byte> out;
-    BOOST_TEST(ring.consumer.try_pop(out));
-    BOOST_TEST((out == frame));
-    BOOST_TEST(ring.producer.try_push(frame));
-}
-
-BOOST_AUTO_TEST_CASE(try_push_refuses_a_frame_larger_than_the_ring) {
-    test_ring ring(256);
-    BOOST_TEST(!ring.producer.try_push(pattern(256, 2)));
-    BOOST_TEST(ring.producer.writable() == 256u);
+    writer.start(frame);
+    BOOST_TEST(writer.pump(ring.producer) == 0u);
+    BOOST_TEST(writer.busy());
+    frame_reader reader;
+    BOOST_REQUIRE(reader.pump(ring.consumer));
+    BOOST_TEST(std::ranges::equal(reader.frame(), frame));
+    reader.reset();
+    BOOST_TEST(writer.pump(ring.producer) == 64u);
+    BOOST_TEST(!writer.busy());
 }
 
 BOOST_AUTO_TEST_CASE(frames_wrap_around_the_end_of_the_ring_intact) {
@@ -145,10 +149,7 @@ BOOST_AUTO_TEST_CASE(frames_wrap_around_the_end_of_the_ring_intact) {
     // so lengths and bodies are split at the end of the ring in every possible place.
     for (unsigned i = 0; i < 1000; ++i) {
         const auto frame = pattern(37, i);
-        BOOST_REQUIRE(ring.producer.try_push(frame));
-        std::vector<std::byte> out;
-        BOOST_REQUIRE(ring.consumer.try_pop(out));
-        BOOST_REQUIRE((out == frame));
+        BOOST_REQUIRE((stream_through(ring, frame) == frame));
     }
     BOOST_TEST(ring.producer.position() == 45'000u);
 }
@@ -514,41 +515,38 @@ BOOST_AUTO_TEST_CASE(
     a_producer_reserves_its_whole_ring_once_when_it_first_writes_past_the_backed_start) {
     test_ring ring(4096);
     recording_backing record;
-    ring_producer producer(ring.control, ring.base + sizeof(ring_control), 4096,
-                           record.backing(12288, 1024));
-    std::vector<std::byte> out;
-    for (unsigned i = 0; i < 3; ++i) { // 3 x (8 + 300) bytes: within the backed 1024
-        BOOST_REQUIRE(producer.try_push(pattern(300, i)));
-        BOOST_REQUIRE(ring.consumer.try_pop(out));
-        BOOST_TEST((out == pattern(300, i)));
-    }
+    ring.producer = ring_producer(ring.control, ring.base + sizeof(ring_control), 4096,
+                                  record.backing(12288, 1024));
+    for (unsigned i = 0; i < 3; ++i) // 3 x (8 + 300) bytes: within the backed 1024
+        BOOST_TEST((stream_through(ring, pattern(300, i)) == pattern(300, i)));
     BOOST_TEST(record.calls.empty());
-    for (unsigned i = 3; i < 40; ++i) { // past 1024, and round the ring several times
-        BOOST_REQUIRE(producer.try_push(pattern(300, i)));
-        BOOST_REQUIRE(ring.consumer.try_pop(out));
-        BOOST_TEST((out == pattern(300, i)));
-    }
+    for (unsigned i = 3; i < 40; ++i) // past 1024, and round the ring several times
+        BOOST_TEST((stream_through(ring, pattern(300, i)) == pattern(300, i)));
     BOOST_REQUIRE_EQUAL(record.calls.size(), 1u);
     BOOST_TEST(record.calls[0].first == 12288u);
     BOOST_TEST(record.calls[0].second == 4096u);
-    BOOST_TEST(!producer.unbacked());
+    BOOST_TEST(!ring.producer.unbacked());
 }
 
 BOOST_AUTO_TEST_CASE(a_producer_whose_ring_cannot_be_backed_writes_nothing_past_the_backed_start) {
     test_ring ring(4096);
     recording_backing record;
     record.grant = false;
-    ring_producer producer(ring.control, ring.base + sizeof(ring_control), 4096,
-                           record.backing(0, 1024));
-    BOOST_REQUIRE(producer.try_push(pattern(500, 1))); // 508 bytes: backed
-    BOOST_TEST(!producer.try_push(pattern(600, 2)));   // would end at 1116
-    BOOST_TEST(producer.unbacked());
+    ring.producer = ring_producer(ring.control, ring.base + sizeof(ring_control), 4096,
+                                  record.backing(0, 1024));
+    BOOST_TEST((stream_through(ring, pattern(500, 1)) == pattern(500, 1))); // 508 bytes: backed
+    // The next frame's length fits below 1024; its body would end at 1116.
+    const auto second = pattern(600, 2);
+    frame_writer writer;
+    writer.start(second);
+    BOOST_TEST(writer.pump(ring.producer) == 8u);
+    BOOST_TEST(writer.busy());
+    BOOST_TEST(ring.producer.unbacked());
     const auto frame = pattern(2000, 3);
-    BOOST_TEST(producer.write_some(frame.data(), frame.size()) == 0u);
-    BOOST_TEST(producer.position() == 508u);
+    BOOST_TEST(ring.producer.write_some(frame.data(), frame.size()) == 0u);
+    BOOST_TEST(writer.pump(ring.producer) == 0u);
+    BOOST_TEST(ring.producer.position() == 516u);
     BOOST_TEST(record.calls.size() == 1u); // it does not keep asking
-    std::vector<std::byte> out;
-    BOOST_REQUIRE(ring.consumer.try_pop(out));
-    BOOST_TEST((out == pattern(500, 1)));
-    BOOST_TEST(!ring.consumer.try_pop(out));
+    frame_reader reader;
+    BOOST_TEST(!reader.pump(ring.consumer)); // the second frame never arrives
 }

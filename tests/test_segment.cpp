@@ -3,9 +3,12 @@
 #define PROCPOOL_TEST_SUITE_NAME "segment"
 #include "test_main.hpp"
 
+#include <procpool/detail/ring.hpp>
 #include <procpool/detail/segment.hpp>
 #include <procpool/errors.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <sys/stat.h>
@@ -103,14 +106,16 @@ BOOST_AUTO_TEST_CASE(rings_are_backed_in_full_only_once_their_producer_writes_pa
     segment b = segment::attach(a.name());
     ring_producer out = b.outbox_producer(1);
     const std::vector<std::byte> frame(300 << 10, std::byte{7});
-    BOOST_REQUIRE(out.try_push(frame));
+    frame_writer writer;
+    writer.start(frame);
+    BOOST_REQUIRE(writer.pump(out) == sizeof(std::uint64_t) + frame.size());
     BOOST_TEST(!out.unbacked());
     BOOST_TEST(held_bytes(a) >= at_start + ring - segment_layout::ring_backed_bytes);
 
     ring_consumer in = a.outbox_consumer(1);
-    std::vector<std::byte> got;
-    BOOST_REQUIRE(in.try_pop(got));
-    BOOST_TEST((got == frame));
+    frame_reader reader;
+    BOOST_REQUIRE(reader.pump(in));
+    BOOST_TEST(std::ranges::equal(reader.frame(), frame));
 }
 
 BOOST_AUTO_TEST_CASE(a_segment_larger_than_the_free_shared_memory_is_refused_with_the_reason) {

@@ -234,9 +234,6 @@ ring_consumer segment::outbox_consumer(std::uint32_t i) const noexcept {
     return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
             impl_->layout.ring_bytes};
 }
-const segment_layout& segment::layout() const noexcept {
-    return impl_->layout;
-}
 const std::string& segment::name() const noexcept {
     return impl_->name;
 }

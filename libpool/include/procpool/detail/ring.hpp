@@ -116,22 +116,6 @@ public:
         return count;
     }
 
-    /// Writes the whole frame (length and bytes) or nothing. Wait-free.
-    bool try_push(std::span<const std::byte> frame) noexcept {
-        const std::uint64_t need = sizeof(std::uint64_t) + frame.size();
-        if (capacity_ - (head_ - tail_cache_) < need && writable() < need)
-            return false;
-        if (head_ + need > backed_end_ && !reserve())
-            return false;
-        const std::uint64_t length = frame.size();
-        copy_in(head_, reinterpret_cast<const std::byte*>(&length), sizeof length);
-        copy_in(head_ + sizeof length, frame.data(), frame.size());
-        head_ += need;
-        // SYNC POINT WRITE data: as in write_some.
-        control_->head.store(head_, std::memory_order_release);
-        return true;
-    }
-
     std::uint64_t capacity() const noexcept { return capacity_; }
     /// Bytes ever written through this view's ring (its head).
     std::uint64_t position() const noexcept { return head_; }
@@ -203,25 +187,6 @@ public:
         });
     }
 
-    /// Pops one whole frame into `out` when all of it is in the ring; false otherwise. Only for
-    /// frames without an end read apart (those try_push writes).
-    /// Allocates when `out` is too small, so not noexcept.
-    bool try_pop(std::vector<std::byte>& out) {
-        std::uint64_t have = head_cache_ - tail_;
-        if (have < sizeof(std::uint64_t) && (have = readable()) < sizeof(std::uint64_t))
-            return false;
-        std::uint64_t length = 0;
-        copy_out(tail_, reinterpret_cast<std::byte*>(&length), sizeof length);
-        if (have < sizeof length + length && readable() < sizeof length + length)
-            return false;
-        out.resize(static_cast<std::size_t>(length));
-        copy_out(tail_ + sizeof length, out.data(), out.size());
-        tail_ += sizeof length + length;
-        // SYNC POINT WRITE free space: as in consume.
-        control_->tail.store(tail_, std::memory_order_release);
-        return true;
-    }
-
     std::uint64_t capacity() const noexcept { return capacity_; }
     /// Bytes ever read through this view's ring (its tail).
     std::uint64_t position() const noexcept { return tail_; }
@@ -253,14 +218,6 @@ private:
         take(data_ + at, first);
         if (first < n)
             take(data_, n - first);
-    }
-
-    void copy_out(std::uint64_t position, std::byte* dst, std::size_t n) const noexcept {
-        auto copy = [&](const std::byte* p, std::size_t k) {
-            std::memcpy(dst, p, k);
-            dst += k;
-        };
-        pieces(position, n, copy);
     }
 
     ring_control* control_ = nullptr;

@@ -135,7 +135,6 @@ public:
     ring_consumer inbox_consumer(std::uint32_t i) const noexcept;
     ring_producer outbox_producer(std::uint32_t i) const noexcept;
     ring_consumer outbox_consumer(std::uint32_t i) const noexcept;
-    const segment_layout& layout() const noexcept;
     const std::string& name() const noexcept;
 
     /// Removes the name (the mapping stays valid). Idempotent, never throws.
