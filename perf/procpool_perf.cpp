@@ -1,6 +1,8 @@
 // procpool-perf: the throughput harness (DESIGN.md section 4). Runs the scenarios, prints a
 // table (stdout) and JSON lines (--json), and with --peer python runs the same cases through
 // CPython's multiprocessing.Pool (perf/peers/python_pool.py) and prints both side by side.
+#include "harness.hpp"
+
 #include <procpool/procpool.hpp>
 
 #include <boost/json.hpp>
@@ -26,7 +28,12 @@
 #include <vector>
 
 namespace po = boost::program_options;
-using clock_type = std::chrono::steady_clock;
+using perf::clock_type;
+using perf::emit_fn;
+using perf::median;
+using perf::pool_options;
+using perf::seconds_since;
+using perf::settings;
 
 namespace {
 
@@ -37,40 +44,16 @@ std::vector<char> identity(std::vector<char> v) {
     return v;
 }
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 double percentile(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     const auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
     return v[std::min(i, v.size() - 1)];
 }
 
-struct settings {
-    std::size_t processes = 2;
-    int repeat = 3;
-    bool quick = false;
-    std::string context = "spawn"; ///< start method of the measured pools
-};
-
-/// The pool a scenario measures: --processes workers, started the --context way.
-procpool::pool_options pool_options(const settings& s) {
-    return {.processes = s.processes, .context = procpool::get_context(s.context)};
-}
-
 /// Scenarios that start and stop processes themselves, which MPI ranks never do.
 bool spawn_only(const std::string& scenario) {
     return scenario == "startup" || scenario == "respawn" || scenario == "idle";
 }
-
-using emit_fn = std::function<void(boost::json::object)>;
 
 // Warm-up. tiny_map, tiny_imap_unordered and payload run each case once, untimed, before the
 // --repeat timed runs, and the CPython peer does the same: they measure a pool in steady use.
