@@ -23,6 +23,7 @@ struct settings {
     int repeat = 3;
     bool quick = false;
     std::string context = "spawn"; ///< start method of the measured pools
+    std::string digest_tree;       ///< the files `digest` reads (see digest_scenario.hpp)
 };
 
 /// Reports one case: a JSON object with the fields of DESIGN.md section 4.
