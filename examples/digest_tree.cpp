@@ -3,37 +3,20 @@
 // paths are read lazily from a directory walk, and results come back as workers finish.
 //
 // Usage: digest_tree [DIRECTORY]   (default: the current directory)
-// Prints "crc32  size  path" for every regular file, sorted by path.
-#include <procpool/procpool.hpp>
+// Prints "sha512  size  path" for every regular file, sorted by path, the digest as Python's
+// hashlib.sha512(data).hexdigest() prints it (and as sha512sum does).
+#include "sha512_digest.hpp"
 
-#include <boost/crc.hpp>
+#include <procpool/procpool.hpp>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <map>
 #include <ranges>
 #include <string>
 #include <tuple>
 
 namespace fs = std::filesystem;
-
-// Runs in a worker: the CRC-32 and size of one file. A path travels as a std::string, and
-// the result as a tuple: both are plain values that cross shared memory as bytes.
-std::tuple<std::string, unsigned, long> digest(std::string path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw std::runtime_error("cannot open " + path);
-    boost::crc_32_type crc;
-    char buffer[1 << 16];
-    long size = 0;
-    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-        crc.process_bytes(buffer, static_cast<std::size_t>(in.gcount()));
-        size += in.gcount();
-    }
-    return {path, crc.checksum(), size};
-}
 
 int main(int argc, char** argv) {
     procpool::init(argc, argv); // in a worker, runs the worker and never returns
@@ -46,11 +29,12 @@ int main(int argc, char** argv) {
         std::views::transform([](const fs::directory_entry& e) { return e.path().string(); });
 
     procpool::pool pool; // one worker per core
-    std::map<std::string, std::tuple<unsigned, long>> digests;
-    // Chunks of 8 paths per task: fewer round trips than one file at a time.
-    for (auto [path, crc, size] : pool.imap_unordered(digest, paths, 8))
-        digests[fs::path(path).lexically_relative(root).generic_string()] = {crc, size};
+    std::map<std::string, std::tuple<std::string, long>> digests;
+    // digest (sha512_digest.hpp) runs in the workers, in chunks of 8 paths per task: fewer
+    // round trips than one file at a time.
+    for (auto [path, sha512, size] : pool.imap_unordered(digest, paths, 8))
+        digests[fs::path(path).lexically_relative(root).generic_string()] = {sha512, size};
 
     for (const auto& [path, value] : digests)
-        std::printf("%08x  %ld  %s\n", std::get<0>(value), std::get<1>(value), path.c_str());
+        std::printf("%s  %ld  %s\n", std::get<0>(value).c_str(), std::get<1>(value), path.c_str());
 }

@@ -1,6 +1,9 @@
 // procpool-perf: the throughput harness (DESIGN.md section 4). Runs the scenarios, prints a
 // table (stdout) and JSON lines (--json), and with --peer python runs the same cases through
 // CPython's multiprocessing.Pool (perf/peers/python_pool.py) and prints both side by side.
+#include "digest_scenario.hpp"
+#include "harness.hpp"
+
 #include <procpool/procpool.hpp>
 
 #include <boost/json.hpp>
@@ -17,6 +20,7 @@
 #include <iostream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <ranges>
 #include <sstream>
 #include <string>
@@ -26,7 +30,12 @@
 #include <vector>
 
 namespace po = boost::program_options;
-using clock_type = std::chrono::steady_clock;
+using perf::clock_type;
+using perf::emit_fn;
+using perf::median;
+using perf::pool_options;
+using perf::seconds_since;
+using perf::settings;
 
 namespace {
 
@@ -37,32 +46,10 @@ std::vector<char> identity(std::vector<char> v) {
     return v;
 }
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 double percentile(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     const auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
     return v[std::min(i, v.size() - 1)];
-}
-
-struct settings {
-    std::size_t processes = 2;
-    int repeat = 3;
-    bool quick = false;
-    std::string context = "spawn"; ///< start method of the measured pools
-};
-
-/// The pool a scenario measures: --processes workers, started the --context way.
-procpool::pool_options pool_options(const settings& s) {
-    return {.processes = s.processes, .context = procpool::get_context(s.context)};
 }
 
 /// Scenarios that start and stop processes themselves, which MPI ranks never do.
@@ -70,10 +57,9 @@ bool spawn_only(const std::string& scenario) {
     return scenario == "startup" || scenario == "respawn" || scenario == "idle";
 }
 
-using emit_fn = std::function<void(boost::json::object)>;
-
-// Warm-up. tiny_map, tiny_imap_unordered and payload run each case once, untimed, before the
-// --repeat timed runs, and the CPython peer does the same: they measure a pool in steady use.
+// Warm-up. tiny_map, tiny_imap_unordered, payload and digest run each case once, untimed,
+// before the --repeat timed runs, and the CPython peer does the same: they measure a pool in
+// steady use.
 // A first pass pays one-off costs that pool start (`startup`) and a program's first map pay
 // once: glibc maps the first large result vector and only raises its mmap threshold when it is
 // freed, so the first two maps of 2 000 000 longs fault in memory that later ones reuse (on
@@ -335,7 +321,7 @@ std::vector<figure> figures_of(const boost::json::object& o) {
         return {{label, "ms", 1e3 * number(o, "median_s"), false}};
     if (scenario == "idle")
         return {{label, "% core", number(o, "core_percent"), false}};
-    if (scenario == "payload")
+    if (scenario == "payload" || scenario == "digest")
         return {{label, "MB/s", number(o, "mb_per_s"), true}};
     return {{label, "tasks/s", number(o, "tasks_per_s"), true}};
 }
@@ -433,6 +419,8 @@ std::vector<boost::json::object> run_python_peer(const std::string& script, cons
         command += " --quick";
     for (const auto& name : scenarios)
         command += " --scenario " + name;
+    if (!s.digest_tree.empty())
+        command += " --digest-tree '" + s.digest_tree + "'";
     return json_lines_of(command, "the python peer");
 }
 
@@ -449,6 +437,8 @@ std::vector<boost::json::object> run_in_child(const settings& s, const std::stri
     command += " --context " + s.context;
     if (s.quick)
         command += " --quick";
+    if (!s.digest_tree.empty())
+        command += " --digest-tree '" + s.digest_tree + "'";
     return json_lines_of(command, "scenario " + scenario);
 }
 
@@ -535,16 +525,16 @@ int main(int argc, char** argv) {
                                                       "smaller inputs: the whole set in seconds")(
         "scenario", po::value(&scenarios)->composing(),
         "run only this scenario (repeatable): tiny_map, tiny_imap_unordered, "
-        "latency_apply_async_get, latency_apply, payload, startup, respawn, idle, serial_loop")(
-        "processes", po::value(&s.processes)->default_value(2),
-        "workers per pool (with --context mpi: every rank but rank 0, unless given)")(
+        "latency_apply_async_get, latency_apply, payload, startup, respawn, idle, serial_loop, "
+        "digest")("processes", po::value(&s.processes)->default_value(2),
+                  "workers per pool (with --context mpi: every rank but rank 0, unless given)")(
         "context", po::value(&s.context)->default_value(s.context),
         "start method of the pools: spawn, forkserver, or mpi (run under mpirun; measures "
         "tiny_map, tiny_imap_unordered, latency_apply_async_get, latency_apply, payload)")(
         "repeat", po::value(&s.repeat)->default_value(3),
-        "runs per case; the median is reported (tiny_map, tiny_imap_unordered and payload run each "
-        "case once untimed first)")("json", po::value(&json_path),
-                                    "write one JSON object per case to FILE, or - for stdout")(
+        "runs per case; the median is reported (tiny_map, tiny_imap_unordered, payload and digest "
+        "run each case once untimed first)")(
+        "json", po::value(&json_path), "write one JSON object per case to FILE, or - for stdout")(
         "plot", po::value(&plot_path), "draw the run into FILE.png with gnuplot")(
         "peer", po::value(&peer), "also run the same cases with a peer: python")(
         "peer-script", po::value(&peer_script)->default_value(peer_script),
@@ -553,7 +543,8 @@ int main(int argc, char** argv) {
     bool child = false;
     po::options_description internal;
     internal.add_options()("child", po::bool_switch(&child),
-                           "run the scenarios in this process, without a progress bar");
+                           "run the scenarios in this process, without a progress bar")(
+        "digest-tree", po::value(&s.digest_tree), "the files of the digest scenario");
     po::options_description all_options;
     all_options.add(options).add(internal);
     po::variables_map vm;
@@ -614,6 +605,7 @@ int main(int argc, char** argv) {
         {"respawn", [&](const emit_fn& e) { respawn(s, e); }},
         {"idle", [&](const emit_fn& e) { idle(s, e); }},
         {"serial_loop", [&](const emit_fn& e) { serial_loop(s, e); }},
+        {"digest", [&](const emit_fn& e) { perf::digest_scenario(s, e); }},
     };
     for (const auto& name : scenarios)
         if (std::none_of(all.begin(), all.end(), [&](const auto& a) { return a.first == name; })) {
@@ -651,6 +643,7 @@ int main(int argc, char** argv) {
     const bool own_processes = !child && !mpi;
     progress bar(chosen.size() * (peer.empty() ? 1 : 2), !child);
     std::vector<boost::json::object> ours, theirs;
+    std::optional<perf::generated_tree> tree; // the files of `digest`, removed at the end
     auto record = [&](boost::json::object o) {
         if (json)
             *json << boost::json::serialize(o) << std::endl;
@@ -663,6 +656,8 @@ int main(int argc, char** argv) {
             if (std::find(chosen.begin(), chosen.end(), name) == chosen.end())
                 continue;
             bar.step(name);
+            if (name == "digest" && s.digest_tree.empty())
+                s.digest_tree = tree.emplace(perf::digest_tree_files(s)).path().string();
             if (own_processes) {
                 for (auto& o : run_in_child(s, name))
                     record(std::move(o));

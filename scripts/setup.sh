@@ -7,7 +7,7 @@ packages=(
   g++ cmake make python3 pkg-config
   libboost1.81-dev libboost-serialization1.81-dev libboost-test1.81-dev
   libboost-filesystem1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
-  libboost1.81-tools-dev gnuplot-nox
+  libboost1.81-tools-dev gnuplot-nox libssl-dev
   libboost-mpi1.81-dev openmpi-bin
 )
 sudo=""

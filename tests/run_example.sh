@@ -9,6 +9,15 @@ expected="$root/examples/expected/$name.txt"
 set --
 if [ "$name" = digest_tree ]; then
     set -- "$root/examples/expected/digest_data"
+    # The expected digests are checked against sha512sum's, so that an expected file
+    # regenerated from a wrong digest_tree fails too.
+    sums=$(cd "$1" && while read -r sum size path; do
+        printf '%s  %s\n' "$sum" "$path"
+    done <"$expected" | sha512sum -c --quiet 2>&1)
+    if [ $? -ne 0 ]; then
+        printf '%s: sha512sum disagrees with %s:\n%s\n' "$name" "$expected" "$sums"
+        exit 1
+    fi
 fi
 # Examples of the "mpi" context run as a job of 3 ranks (as root, Open MPI wants consent).
 case $name in

@@ -7,6 +7,7 @@ fields as procpool-perf, and "impl": "python". The pool uses CPython's default s
 ("fork" on Linux) unless a scenario names one.
 """
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -24,6 +25,18 @@ def identity(v):
     return v
 
 
+def digest(path):
+    """The classic: the SHA-512 and size of one file, read in blocks of 64 KiB (as
+    examples/sha512_digest.hpp does)."""
+    h = hashlib.sha512()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            h.update(block)
+            size += len(block)
+    return path, h.hexdigest(), size
+
+
 def emit(obj, processes):
     obj.setdefault("processes", processes)
     obj["impl"] = "python"
@@ -32,7 +45,7 @@ def emit(obj, processes):
 
 def timed(fn, repeat, warm_up=False):
     """Median of `repeat` timed runs; with warm_up, after one untimed run (as procpool-perf
-    does for tiny_map, tiny_imap_unordered and payload)."""
+    does for tiny_map, tiny_imap_unordered, payload and digest)."""
     if warm_up:
         fn()
     times = []
@@ -154,6 +167,28 @@ def serial_loop(a):
           "tasks_per_s": items / m}, a.processes)
 
 
+def digest_scenario(a):
+    if not a.digest_tree:
+        sys.exit("python_pool.py: the digest scenario needs --digest-tree DIR "
+                 "(procpool-perf makes one)")
+    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(a.digest_tree) for f in files)
+    total = sum(os.path.getsize(p) for p in paths)
+
+    def run():
+        results = digested = 0
+        for _, _, size in pool.imap_unordered(digest, paths, chunksize=8):
+            results += 1
+            digested += size
+        if results != len(paths) or digested != total:
+            raise RuntimeError("digest: wrong result")
+
+    with mp.Pool(a.processes) as pool:
+        m = timed(run, a.repeat, warm_up=True)
+    emit({"scenario": "digest", "tasks": len(paths), "chunksize": 8, "tree_bytes": total,
+          "median_s": m, "tasks_per_s": len(paths) / m, "mb_per_s": total / m / 1e6},
+         a.processes)
+
+
 SCENARIOS = {
     "tiny_map": tiny_map,
     "tiny_imap_unordered": tiny_imap_unordered,
@@ -164,6 +199,7 @@ SCENARIOS = {
     "respawn": respawn,
     "idle": idle,
     "serial_loop": serial_loop,
+    "digest": digest_scenario,
 }
 
 
@@ -173,6 +209,7 @@ def main():
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--digest-tree", help="the files of the digest scenario")
     a = p.parse_args()
     for name, run in SCENARIOS.items():
         if not a.scenario or name in a.scenario:
