@@ -2,16 +2,15 @@
 // fd closing are broken there). See detail/launch.hpp.
 //
 // Workers are started with vfork, not fork (bp::posix::use_vfork). fork copies the parent's page
-// tables, and its cost grows with the parent's resident memory: on the development VM 0.1 ms
-// for a small parent, 2 ms once it held 35 MB, so a large HPC parent would pay tens of
-// milliseconds per worker. vfork shares the parent's memory until exec, and the child does
-// only async-signal-safe calls before it (child_setup). Boost.Process 1.81 has the vfork
-// executor but compiles it only when BOOST_POSIX_HAS_VFORK is set, which its config sets only
-// for pre-2008 POSIX feature levels (vfork left POSIX in 2008; glibc keeps it): set it here,
-// before any Boost.Process header. This is the only file that includes Boost.Process, so no
-// other translation unit sees its executor without the vfork members. On a failed exec,
-// Boost's vfork child writes the error code and a 13-character message into the parent's
-// executor: the string fits std::string's inline buffer, so the child never calls malloc.
+// tables, and its cost grows with the parent's resident memory (docs/performance.md: fork's
+// page-table copy), so a large HPC parent would pay far more per worker. vfork shares the parent's
+// memory until exec, and the child does only async-signal-safe calls before it (child_setup).
+// Boost.Process 1.81 has the vfork executor but compiles it only when BOOST_POSIX_HAS_VFORK is set,
+// which its config sets only for pre-2008 POSIX feature levels (vfork left POSIX in 2008; glibc
+// keeps it): set it here, before any Boost.Process header. This is the only file that includes
+// Boost.Process, so no other translation unit sees its executor without the vfork members. On a
+// failed exec, Boost's vfork child writes the error code and a 13-character message into the
+// parent's executor: the string fits std::string's inline buffer, so the child never calls malloc.
 #define BOOST_POSIX_HAS_VFORK 1
 
 #include <procpool/detail/launch.hpp>

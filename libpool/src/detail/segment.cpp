@@ -34,8 +34,8 @@ struct name_taken : error {
 
 std::string random_name() {
     // getrandom(2) itself, not std::random_device: libstdc++'s random_device asks the CPU what
-    // it supports first (cpuid), and on a virtual machine that traps: 35 us a pool on the
-    // development VM, against 0.3 us for the system call.
+    // it supports first (cpuid), and on a virtual machine that traps, costing far more than
+    // the system call (docs/performance.md: cpuid).
     std::uint64_t bits = 0;
     if (::getrandom(&bits, sizeof bits, 0) != static_cast<ssize_t>(sizeof bits)) {
         // Only a kernel without getrandom (before 3.17) gets here: the time is enough, as the
@@ -88,9 +88,9 @@ segment& segment::operator=(segment&&) noexcept = default;
 segment::~segment() {
     if (impl_ && impl_->owner) {
         remove_name();
-        // The last unmapping gives the segment's memory back to /dev/shm, page by page: about
-        // 1 ms for the 4 MiB of a pool of 2 on the development VM, which the pool's destructor
-        // need not wait for. Its workers are reaped, so nothing else maps it.
+        // The last unmapping gives the segment's memory back to /dev/shm, page by page
+        // (docs/performance.md: the segment), which the pool's destructor need not wait for. Its
+        // workers are reaped, so nothing else maps it.
         try {
             std::thread([region = std::move(impl_->region)] {}).detach();
         } catch (...) {
@@ -124,8 +124,8 @@ segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const s
         try {
             // Sized, but only the header, the slots and the start of each ring are backed now;
             // each ring's producer reserves the rest when it first needs it (ring_backing). A
-            // pool that never moves much never pays for its rings' pages: backing them all
-            // took about 1.5 ms of the constructor of a pool of 2 on the README's machine.
+            // pool that never moves much never pays for its rings' pages: backing them all was
+            // most of a pool's constructor (docs/performance.md: the segment).
             if (::ftruncate(p->fd(), static_cast<off_t>(size)) != 0)
                 throw_system_error("ftruncate");
             struct statvfs fs {};

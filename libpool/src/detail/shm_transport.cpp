@@ -307,9 +307,9 @@ public:
         // caller that has just got its result: look for it a few microseconds, with
         // sched_yield between looks, not pause. If the caller shares this core, it runs at once
         // (a busy spin would hold the core it needs); if this thread is alone on its core, the
-        // core stays awake. On the development VM, waking a thread on an idle virtual core
-        // costs about 20 us; without this look, 7 of 22 pools in a standalone test sent every
-        // task through such a wake-up (apply_async(...).get() p50 24 us instead of 4.5).
+        // core stays awake. Waking a thread on an idle virtual core is costly, and without this
+        // look some pools sent every task through such a wake-up (docs/performance.md: waking
+        // a thread).
         if (!in_flight) {
             const auto start = std::chrono::steady_clock::now();
             do {

@@ -28,11 +28,11 @@ namespace {
 
 constexpr int exit_attach_failed = 3;
 constexpr int exit_initializer_failed = 4;
-// How long a worker spins before it sleeps on its event (a futex round trip costs about 25 us
-// on the development VM). Waiting for the next task it spins long, for latency. Waiting inside
-// a frame (for the rest of a task, or for room for the rest of its result) it barely spins: the
-// parent is copying that frame, and on a machine with fewer cores than busy threads the spin
-// would take the core the parent needs (payload, standalone: 1 MiB 25% faster, 16 MiB 3%).
+// How long a worker spins before it sleeps on its event (a futex round trip costs far more:
+// docs/performance.md, waking a thread). Waiting for the next task it spins long, for latency.
+// Waiting inside a frame (for the rest of a task, or for room for the rest of its result) it barely
+// spins: the parent is copying that frame, and on a machine with fewer cores than busy threads the
+// spin would take the core the parent needs (docs/performance.md: spinning inside a frame).
 constexpr auto worker_spin = std::chrono::microseconds(50);
 constexpr auto worker_stream_spin = std::chrono::microseconds(5);
 

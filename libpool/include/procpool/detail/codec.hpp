@@ -5,7 +5,8 @@
 // bytes, a string or vector preceded by its u64 length, by plain_writer and read back by
 // plain_reader. Everything else goes through Boost.Serialization binary archives. A binary
 // archive writes exactly these bytes for such values too, but constructing one builds a
-// std::locale (about 1 us, twice per side per task), which dominated the cost of a small task.
+// std::locale (twice per side per task), which dominated the cost of a small task
+// (docs/performance.md: a Boost archive).
 // Which codec a frame uses is decided at compile time from the types alone, so both ends agree.
 //
 // Archives are made with no header and no codecvt (both sides are the same binary, and a header

@@ -1,7 +1,6 @@
 // Large buffers a pool keeps for reuse, so that encoding a task frame or handing a result to a
-// waiting caller fills memory already in use instead of fresh pages: on the machine of the
-// README's table, filling fresh memory runs at about 2 GB/s (a page fault per 4 KiB), warm
-// memory at 13 GB/s and more.
+// waiting caller fills memory already in use instead of fresh pages, which cost a page fault
+// per 4 KiB (docs/performance.md: fresh vs warm memory).
 //
 // And buffers readied for large results: a std::vector<char> result of 1 MiB or more is read
 // from its worker's ring straight into a vector that becomes the result (frame_reader::tail).

@@ -33,8 +33,8 @@ namespace procpool::detail {
 /// with the first error to arrive, as Python's map does; later chunks are then ignored.
 ///
 /// A thread waiting for it helps decode. Decoding large results fills fresh memory, the
-/// costliest step of moving them (on the README's machine about 2 GB/s, a page fault per
-/// 4 KiB). So while a waiter (a blocking map, or get()) sleeps, the io thread hands it a large
+/// costliest step of moving them (a page fault per 4 KiB: docs/performance.md, fresh vs warm
+/// memory). So while a waiter (a blocking map, or get()) sleeps, the io thread hands it a large
 /// chunk's results and goes on moving frames; when the waiter is busy, the io thread decodes
 /// the next chunk itself. The fresh memory is then filled by two threads. The results are
 /// handed in the buffer the transport read them into, which the io thread swaps for one of the
@@ -91,7 +91,7 @@ protected:
 
 private:
     /// Results of this size or more are worth handing to a waiter: decoding them takes far
-    /// longer than waking it (about 25 us on the README's machine).
+    /// longer than waking it (docs/performance.md: waking a thread).
     static constexpr std::size_t hand_over_bytes = std::size_t{256} << 10;
 
     /// A chunk's results, kept for a waiter to decode.
