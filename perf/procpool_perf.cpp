@@ -62,9 +62,8 @@ bool spawn_only(const std::string& scenario) {
 // steady use.
 // A first pass pays one-off costs that pool start (`startup`) and a program's first map pay
 // once: glibc maps the first large result vector and only raises its mmap threshold when it is
-// freed, so the first two maps of 2 000 000 longs fault in memory that later ones reuse (on
-// the development VM 20-24 and 11-12 ms, later 5-7 ms; CPython's first map is about 10% slower
-// than its later ones).
+// freed, so the first two maps of 2 000 000 longs fault in memory that later ones reuse
+// (docs/performance.md: a program's first maps).
 void tiny_map(const settings& s, const emit_fn& emit) {
     struct variant {
         std::size_t items;
@@ -570,8 +569,9 @@ int main(int argc, char** argv) {
     }
     const bool mpi = s.context == "mpi";
 #ifndef PROCPOOL_PERF_MPI
-    // This build does not link Open MPI, so that the workers it spawns do not load it (about
-    // 2 ms of dynamic linking each): --context mpi runs the sibling build that does.
+    // This build does not link Open MPI, so that the workers it spawns do not load it
+    // (docs/performance.md: dynamic linking of Open MPI's libraries): --context mpi runs the
+    // sibling build that does.
     if (mpi)
         return exec_mpi_build(argv);
 #endif
@@ -637,9 +637,9 @@ int main(int argc, char** argv) {
 
     // Each scenario runs in a fresh process of its own, and the peer's run of it follows at
     // once: a scenario then starts from the same state whatever ran before it (a large payload
-    // leaves the allocator and the scheduler in states that cost the next scenario's pool starts
-    // up to 1.5 ms each), and both sides of a case meet the same phase of a noisy host. MPI
-    // ranks run everything in one process, as mpirun started them.
+    // leaves the allocator and the scheduler in states that slow the next scenario's pool starts:
+    // docs/performance.md, pool starts after a large payload), and both sides of a case meet the
+    // same phase of a noisy host. MPI ranks run everything in one process, as mpirun started them.
     const bool own_processes = !child && !mpi;
     progress bar(chosen.size() * (peer.empty() ? 1 : 2), !child);
     std::vector<boost::json::object> ours, theirs;

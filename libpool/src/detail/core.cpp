@@ -8,19 +8,18 @@
 //   transport   how frames reach the workers (transport.hpp): shared-memory rings and child
 //               processes watched by a supervisor thread, or the ranks of an MPI job.
 //
-// The io role. Whoever holds it owns the io thread's state (workers_, pending_, ...) and makes
-// the transport's calls: the io thread while it works, or a caller. The io thread lets it go
-// while it waits (its wait condition takes it for a moment to look). A caller that waits for
-// its one task (apply, apply_async(...).get()) takes it when it is free, writes the task into
-// the worker's inbox itself and spins on the outbox until its result is there, decoding it
-// too; the io thread sleeps meanwhile, and the workers, seeing the segment's parent_polling
-// flag, wake nobody. With fewer cores than busy threads, a round trip then costs no context
-// switch and no wake-up, where handing each task to the io thread and back cost two (README:
-// Performance). A caller drives only while every chunk in the pool is its own (callbacks of
-// other results run on the io thread) and nothing waits for the io thread (wakeup_: a submit,
-// a worker's exit, close or terminate); it stops when that changes or after a short spin,
-// lets the role go, and wakes the io thread when it came for the role meanwhile (rejected_)
-// or has work it may not know of. Only transports that allow it (callers_may_drive).
+// The io role (io_role.hpp: its states and handshake). Whoever holds it owns the io thread's
+// state (workers_, pending_, ...) and makes the transport's calls: the io thread while it works,
+// or a caller. The io thread lets it go while it waits (its wait condition takes it for a moment
+// to look). A caller that waits for its one task (apply, apply_async(...).get()) takes it when
+// it is free, writes the task into the worker's inbox itself and spins on the outbox until its
+// result is there, decoding it too; the io thread sleeps meanwhile, and the workers, seeing the
+// segment's parent_polling flag, wake nobody (docs/performance.md: latency). A caller drives
+// only while every chunk in the pool is its own (callbacks of other results run on the io
+// thread) and nothing waits for the io thread (wakeup_: a submit, a worker's exit, close or
+// terminate); it stops when that changes or after a short spin, lets the role go, and wakes the
+// io thread when it came for the role meanwhile or has work it may not know of. Only transports
+// that allow it (callers_may_drive).
 //
 // What a crash does:
 //   a worker dies   the io thread first reads every complete result frame it published, then
@@ -30,10 +29,12 @@
 //                   respawning forever.
 //   the parent dies each worker's watchdog (a pidfd on the parent) removes the segment name and
 //                   ends the worker at once; the next pool also sweeps names of dead owners.
+#include "io_role.hpp"
 #include "transport.hpp"
 
 #include <procpool/detail/core.hpp>
 #include <procpool/detail/event.hpp>
+#include <procpool/detail/flow_control.hpp>
 #include <procpool/detail/launch.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
@@ -46,6 +47,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sys/wait.h>
 #include <thread>
 
@@ -53,44 +55,17 @@ namespace procpool::detail {
 
 namespace {
 
-/// Chunks queued per worker: enough to cover about this much work, so a worker never waits
-/// for the parent, while the imbalance at the end of a job stays near this much.
-constexpr double window_target_ns = 1e6;
-constexpr std::size_t min_window = 2;
-constexpr std::size_t max_window = 1024;
 /// Workers that die before they are ready this many times in a row fail the pool.
 constexpr int max_start_failures = 3;
 /// How long a caller waiting for its task spins on the outboxes before it sleeps, as the io
 /// thread does (shm_transport's io_spin).
 constexpr auto caller_spin = std::chrono::microseconds(50);
 
-/// Who holds the io role (see the file comment).
-enum io_role : int { role_free = 0, role_io_thread, role_io_look, role_caller };
-
 static_assert(offsetof(task_header, task_id) == 0, "the core patches task_id at offset 0");
 
 enum class run_state { running, closed, terminating, failed };
 
-constinit mpi_hooks mpi_registry{}; // set from a static initialiser of ProcPool::mpi
-
 } // namespace
-
-void register_mpi(const mpi_hooks& hooks) noexcept {
-    mpi_registry = hooks;
-}
-
-const mpi_hooks& registered_mpi() noexcept {
-    return mpi_registry;
-}
-
-std::unique_ptr<transport> make_transport(transport_options options) {
-    if (options.method != start_method::mpi)
-        return make_shm_transport(std::move(options));
-    if (mpi_registry.make == nullptr)
-        throw error("procpool: the \"mpi\" context needs the ProcPool::mpi library: link "
-                    "ProcPool::mpi (built when CMake finds MPI; option PROCPOOL_WITH_MPI)");
-    return mpi_registry.make(std::move(options));
-}
 
 struct pool_core::impl {
     explicit impl(const pool_options& options);
@@ -150,10 +125,8 @@ private:
     std::size_t window() const noexcept;
     void end_threads();
 
-    // The io role (see the file comment).
+    // The io role (see the file comment and io_role.hpp).
     void take_role_for_io() noexcept;
-    void release_role_for_io() noexcept;
-    bool take_role_for_caller() noexcept;
     void release_role_for_caller() noexcept;
     bool only_chunks_of(const result_sink& sink) const noexcept;
     bool work_ready(); // the io thread's wait condition, under the role
@@ -177,7 +150,7 @@ private:
     std::vector<worker_state> workers_;
     std::deque<outgoing_chunk> pending_;
     std::uint64_t next_task_id_ = 1;
-    double mean_chunk_ns_ = 0;
+    moving_mean mean_chunk_ns_; // of finished chunks' run times: the window
     int start_failures_ = 0;
 
     // Frame buffers of completed chunks, for callers to encode into (take_frame_buffer) and for
@@ -189,11 +162,7 @@ private:
     // large results (the transport reads tails into them): at most 2 per worker, 64 MiB.
     std::shared_ptr<frame_spares> spares_;
 
-    std::atomic<int> role_{role_free};
-    /// The io thread found a caller holding the role and sleeps until it is free: the caller
-    /// wakes it when it lets go. Written by the io thread only.
-    std::atomic<bool> rejected_{false};
-    bool drivable_ = false; // the transport allows callers to drive
+    std::optional<io_role> role_; // made with the transport, which says whether callers drive
 
     std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
     std::unique_ptr<transport> transport_; // after what its on_exit callback touches
@@ -223,7 +192,7 @@ pool_core::impl::impl(const pool_options& options) {
     };
     transport_ = make_transport(std::move(how));
     processes_ = transport_->size();
-    drivable_ = transport_->callers_may_drive();
+    role_.emplace(transport_->callers_may_drive());
 
     spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20,
                                              2 * std::size_t{processes_});
@@ -275,7 +244,7 @@ void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_strea
 }
 
 void pool_core::impl::submit_one(outgoing_chunk chunk) {
-    if (take_role_for_caller()) {
+    if (role_->take_for_caller()) {
         bool queued = false;
         try {
             std::lock_guard lock(mutex_);
@@ -308,7 +277,7 @@ bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& do
     // acquire, here and below: pairs with the release that completes the result.
     if (done.load(std::memory_order_acquire))
         return true;
-    if (!take_role_for_caller())
+    if (!role_->take_for_caller())
         return false;
     // acquire: as in collect().
     if (wakeup_.load(std::memory_order_acquire) || !only_chunks_of(mine)) {
@@ -421,56 +390,15 @@ std::vector<int> pool_core::impl::worker_pids() const {
 // ---- the io role ----
 
 void pool_core::impl::take_role_for_io() noexcept {
-    for (;;) {
-        int expected = role_free;
-        // acquire: the last holder's changes to the io state happen before this thread's.
-        if (role_.compare_exchange_strong(expected, role_io_thread, std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
-            rejected_.store(false, std::memory_order_relaxed);
-            return;
-        }
-        // A caller holds it. seq_cst, with the wait's fence and the role load: a Dekker pair
-        // with release_role_for_caller (it sees rejected_, or this thread sees the role free).
-        rejected_.store(true, std::memory_order_seq_cst);
-        transport_->wait([this] { return role_.load(std::memory_order_seq_cst) == role_free; },
-                         false);
-    }
-}
-
-void pool_core::impl::release_role_for_io() noexcept {
-    // release: this thread's changes to the io state happen before the next holder's.
-    role_.store(role_free, std::memory_order_release);
-}
-
-bool pool_core::impl::take_role_for_caller() noexcept {
-    if (!drivable_)
-        return false;
-    // The io thread holds it only a moment when it looks (role_io_look), unless it lost its
-    // core meanwhile: then yield it back. When it works, or another caller drives, this caller
-    // waits as usual.
-    for (int i = 0; i < 256; ++i) {
-        int expected = role_free;
-        // acquire: as in take_role_for_io.
-        if (role_.compare_exchange_weak(expected, role_caller, std::memory_order_acquire,
-                                        std::memory_order_relaxed))
-            return true;
-        if (expected != role_free && expected != role_io_look)
-            return false;
-        if (i < 64)
-            cpu_relax();
-        else
-            std::this_thread::yield();
-    }
-    return false;
+    while (!role_->try_take_for_io())
+        transport_->wait([this] { return role_->is_free(); }, false);
 }
 
 void pool_core::impl::release_role_for_caller() noexcept {
     // Work the io thread may not know of: chunks no worker could take yet, or what set
     // wakeup_ without waking it (fail_pool, called on the io thread's paths).
     const bool leftovers = !pending_.empty() || wakeup_.load(std::memory_order_relaxed);
-    // seq_cst: release for the io state, and the Dekker pair with take_role_for_io.
-    role_.store(role_free, std::memory_order_seq_cst);
-    if (leftovers || rejected_.load(std::memory_order_seq_cst))
+    if (role_->release_for_caller(leftovers))
         transport_->wake();
 }
 
@@ -666,7 +594,7 @@ void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame
     w.queue.pop_front();
     --w.sent;
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
-    mean_chunk_ns_ = mean_chunk_ns_ == 0 ? ns : 0.9 * mean_chunk_ns_ + 0.1 * ns;
+    mean_chunk_ns_.add(ns);
     // The task frame is spare from here on (the worker read all of it before it answered),
     // and often the one buffer large enough to take the results' place (see vector_result).
     spares_->give(std::move(d.chunk.frame));
@@ -680,10 +608,7 @@ std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
 }
 
 std::size_t pool_core::impl::window() const noexcept {
-    if (mean_chunk_ns_ == 0)
-        return min_window;
-    const double chunks = window_target_ns / mean_chunk_ns_;
-    return std::clamp(static_cast<std::size_t>(chunks), min_window, max_window);
+    return flow::chunks_per_worker(mean_chunk_ns_, flow::min_window, flow::max_window);
 }
 
 void pool_core::impl::dispatch() {
@@ -760,18 +685,16 @@ bool pool_core::impl::work_ready() {
 void pool_core::impl::wait_for_work() {
     const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
                                        [](const worker_state& w) { return !w.queue.empty(); });
-    release_role_for_io();
+    role_->release_for_io();
     auto ready = [this] {
         if (wakeup_.load(std::memory_order_acquire))
             return true;
-        int expected = role_free;
-        // acquire: as in take_role_for_io. A caller holds the role: stop waiting here, and
-        // wait for the role instead (take_role_for_io).
-        if (!role_.compare_exchange_strong(expected, role_io_look, std::memory_order_acquire,
-                                           std::memory_order_relaxed))
+        // A caller holds the role: stop waiting here, and wait for the role instead
+        // (take_role_for_io).
+        if (!role_->try_look())
             return true;
         const bool ready = work_ready();
-        release_role_for_io();
+        role_->release_for_io();
         return ready;
     };
     transport_->wait(ready, in_flight);

@@ -67,8 +67,7 @@ public:
 
     /// An empty buffer with room for a large frame, from a chunk this pool completed, or an
     /// empty vector. Encoding into it fills pages already in memory, where a fresh buffer
-    /// costs a page fault per 4 KiB (on the machine of README's table, filling fresh memory
-    /// runs at 1.9 GB/s, warm memory at 13 GB/s and more). Thread-safe.
+    /// costs a page fault per 4 KiB (docs/performance.md: fresh vs warm memory). Thread-safe.
     std::vector<char> take_frame_buffer() noexcept;
 
     /// The pids of the workers now running (for tests and diagnostics). Thread-safe.
