@@ -185,24 +185,24 @@ BOOST_AUTO_TEST_CASE(a_detached_value_is_written_as_its_length_and_read_back_wit
     auto check = [](const auto& value, std::size_t min_bytes, bool detached) {
         using T = std::decay_t<decltype(value)>;
         std::vector<char> out;
-        std::span<const char> tail;
+        std::span<const char> bulk;
         {
             plain_writer writer(out);
             writer << 7;
-            tail = writer.write_detachable(value, min_bytes);
+            bulk = writer.write_detachable(value, min_bytes);
         }
         const std::size_t bytes = value.size() * sizeof(typename T::value_type);
-        BOOST_TEST(tail.empty() == !detached);
+        BOOST_TEST(bulk.empty() == !detached);
         if (detached) {
-            BOOST_TEST(static_cast<const void*>(tail.data()) ==
+            BOOST_TEST(static_cast<const void*>(bulk.data()) ==
                        static_cast<const void*>(value.data()));
-            BOOST_TEST(tail.size() == bytes);
+            BOOST_TEST(bulk.size() == bytes);
             BOOST_TEST(out.size() == sizeof(int) + 8u);
         } else {
             BOOST_TEST(out.size() == sizeof(int) + 8u + bytes);
         }
         std::vector<char> frame = out;
-        frame.insert(frame.end(), tail.begin(), tail.end());
+        frame.insert(frame.end(), bulk.begin(), bulk.end());
         plain_reader reader(frame);
         int seven = 0;
         T back;
@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(a_detached_value_is_written_as_its_length_and_read_back_wit
 
 BOOST_AUTO_TEST_CASE(a_last_value_whose_bytes_came_apart_is_read_from_them) {
     // The parent reads a large std::vector<char> result's bytes apart from the rest of the
-    // frame (frame_reader::tail): the reader finds them there when the span ends right after
+    // frame (frame_reader::bulk): the reader finds them there when the span ends right after
     // the value's length, and a std::vector<char> takes that very buffer.
     std::vector<char> head;
     {

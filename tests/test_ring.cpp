@@ -56,28 +56,28 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-/// Streams a frame (`head`, then `tail`: frame_writer's two pieces, the tail read apart with
-/// `tail_apart`, into a buffer from `tails` if given) through the ring with `writer` and
+/// Streams a frame (`front`, then `bulk`: frame_writer's two pieces, the bulk read apart with
+/// `bulk_apart`, into a buffer from `bulk_buffers` if given) through the ring with `writer` and
 /// `reader` taking turns, as two processes would when the frame is larger than the ring, until
 /// the reader has all of it.
 void pump_until_read(test_ring& ring, frame_writer& writer, frame_reader& reader,
-                     std::span<const std::byte> head, std::span<const std::byte> tail = {},
-                     bool tail_apart = false, tail_source* tails = nullptr) {
-    writer.start(head, tail, tail_apart);
+                     std::span<const std::byte> front, std::span<const std::byte> bulk = {},
+                     bool bulk_apart = false, bulk_source* bulk_buffers = nullptr) {
+    writer.start(front, bulk, bulk_apart);
     for (int spins = 0;; ++spins) {
         writer.pump(ring.producer);
-        if (reader.pump(ring.consumer, tails))
+        if (reader.pump(ring.consumer, bulk_buffers))
             break;
         BOOST_REQUIRE_MESSAGE(spins < 1'000'000, "the frame never arrived");
     }
     BOOST_TEST(!writer.busy());
 }
 
-/// Streams frames of a head and a tail of various sizes, small and large, empty and not
-/// (`tail_apart`: the tail read apart), through a ring smaller than the larger ones, and calls
-/// check(head, tail, reader) once the reader has each frame.
+/// Streams frames of a front and a bulk of various sizes, small and large, empty and not
+/// (`bulk_apart`: the bulk read apart), through a ring smaller than the larger ones, and calls
+/// check(front, bulk, reader) once the reader has each frame.
 template <class Check>
-void stream_two_piece_frames(bool tail_apart, Check check) {
+void stream_two_piece_frames(bool bulk_apart, Check check) {
     test_ring ring(1 << 20);
     const std::size_t mib = 1 << 20;
     const std::pair<std::size_t, std::size_t> cases[] = {
@@ -85,12 +85,12 @@ void stream_two_piece_frames(bool tail_apart, Check check) {
         {mib - 8, 8},  {mib - 16, 16}, {8, 64 << 10}, {3 * mib + 5, 64 << 10}};
     frame_writer writer;
     frame_reader reader;
-    for (const auto& [head_size, tail_size] : cases) {
-        const auto head = pattern(head_size, static_cast<unsigned>(head_size));
-        const auto tail = pattern(tail_size, static_cast<unsigned>(tail_size) + 1);
-        BOOST_TEST_CONTEXT("pieces of " << head_size << " and " << tail_size << " bytes") {
-            pump_until_read(ring, writer, reader, head, tail, tail_apart);
-            check(head, tail, reader);
+    for (const auto& [front_size, bulk_size] : cases) {
+        const auto front = pattern(front_size, static_cast<unsigned>(front_size));
+        const auto bulk = pattern(bulk_size, static_cast<unsigned>(bulk_size) + 1);
+        BOOST_TEST_CONTEXT("pieces of " << front_size << " and " << bulk_size << " bytes") {
+            pump_until_read(ring, writer, reader, front, bulk, bulk_apart);
+            check(front, bulk, reader);
         }
         reader.reset();
     }
@@ -183,17 +183,17 @@ BOOST_AUTO_TEST_CASE(frames_from_0_bytes_to_64_mib_stream_through_a_1_mib_ring) 
 BOOST_AUTO_TEST_CASE(a_frame_written_in_two_pieces_reads_back_as_their_bytes_side_by_side) {
     // A worker sends a large last result from where it lies: the frame is its other bytes,
     // then those.
-    stream_two_piece_frames(false, [](const auto& head, const auto& tail, frame_reader& reader) {
+    stream_two_piece_frames(false, [](const auto& front, const auto& bulk, frame_reader& reader) {
         const auto frame = reader.frame();
-        BOOST_REQUIRE(frame.size() == head.size() + tail.size());
-        BOOST_TEST(std::equal(head.begin(), head.end(), frame.begin()));
-        BOOST_TEST(std::equal(tail.begin(), tail.end(), frame.begin() + head.size()));
+        BOOST_REQUIRE(frame.size() == front.size() + bulk.size());
+        BOOST_TEST(std::equal(front.begin(), front.end(), frame.begin()));
+        BOOST_TEST(std::equal(bulk.begin(), bulk.end(), frame.begin() + front.size()));
     });
     // One byte of room at a time: the writer stops inside either piece and goes on there.
     frame_writer writer;
     test_ring tiny(64);
-    const auto head = pattern(37, 5), tail = pattern(101, 6);
-    writer.start(head, tail);
+    const auto front = pattern(37, 5), bulk = pattern(101, 6);
+    writer.start(front, bulk);
     std::vector<std::byte> got;
     std::byte b{};
     while (writer.busy()) {
@@ -205,15 +205,15 @@ BOOST_AUTO_TEST_CASE(a_frame_written_in_two_pieces_reads_back_as_their_bytes_sid
     std::uint64_t length = 0;
     std::memcpy(&length, got.data(), sizeof length);
     BOOST_TEST(length == 138u);
-    BOOST_TEST(std::equal(head.begin(), head.end(), got.begin() + 8));
-    BOOST_TEST(std::equal(tail.begin(), tail.end(), got.begin() + 8 + 37));
+    BOOST_TEST(std::equal(front.begin(), front.end(), got.begin() + 8));
+    BOOST_TEST(std::equal(bulk.begin(), bulk.end(), got.begin() + 8 + 37));
 }
 
-/// Hands out the buffers it was given, one per tail, and counts what it was asked for.
-struct listed_tails final : tail_source {
+/// Hands out the buffers it was given, one per bulk, and counts what it was asked for.
+struct listed_bulk_buffers final : bulk_source {
     std::vector<std::vector<char>> buffers;
     std::vector<std::size_t> asked;
-    std::vector<char> tail_buffer(std::size_t size) noexcept override {
+    std::vector<char> bulk_buffer(std::size_t size) noexcept override {
         asked.push_back(size);
         if (buffers.empty())
             return {};
@@ -223,67 +223,67 @@ struct listed_tails final : tail_source {
     }
 };
 
-BOOST_AUTO_TEST_CASE(a_frame_whose_tail_goes_apart_reads_back_as_its_head_and_a_tail_of_its_own) {
+BOOST_AUTO_TEST_CASE(a_frame_whose_bulk_goes_apart_reads_back_as_its_head_and_a_bulk_of_its_own) {
     // A worker's large std::vector<char> result: the parent reads its bytes into a vector of
     // their own (which becomes the result), of exactly their size, the rest of the frame into
     // the reader's buffer as usual.
-    stream_two_piece_frames(true, [](const auto& head, const auto& tail, frame_reader& reader) {
+    stream_two_piece_frames(true, [](const auto& front, const auto& bulk, frame_reader& reader) {
         BOOST_TEST(
-            std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
-        const std::vector<char>& got = reader.tail();
-        BOOST_REQUIRE(got.size() == tail.size());
-        BOOST_TEST(got.capacity() == tail.size()); // not a byte more, nothing to zero
-        BOOST_TEST((tail.empty() || std::memcmp(got.data(), tail.data(), tail.size()) == 0));
-        std::vector<char> taken = std::move(reader.tail());
-        BOOST_TEST(taken.size() == tail.size());
+            std::equal(front.begin(), front.end(), reader.frame().begin(), reader.frame().end()));
+        const std::vector<char>& got = reader.bulk();
+        BOOST_REQUIRE(got.size() == bulk.size());
+        BOOST_TEST(got.capacity() == bulk.size()); // not a byte more, nothing to zero
+        BOOST_TEST((bulk.empty() || std::memcmp(got.data(), bulk.data(), bulk.size()) == 0));
+        std::vector<char> taken = std::move(reader.bulk());
+        BOOST_TEST(taken.size() == bulk.size());
         reader.reset();
-        BOOST_TEST(reader.tail().capacity() == 0u); // what nobody took is let go
+        BOOST_TEST(reader.bulk().capacity() == 0u); // what nobody took is let go
     });
 
     test_ring ring(1 << 20);
     const std::size_t mib = 1 << 20;
     frame_writer writer;
     frame_reader reader;
-    // From a tail source: into its buffer, which may hold bytes already (they are dropped);
+    // From a bulk source: into its buffer, which may hold bytes already (they are dropped);
     // with none to give, the reader allocates.
-    listed_tails tails;
-    tails.buffers.emplace_back();
-    tails.buffers.back().reserve(3 * mib);
-    tails.buffers.emplace_back(2 * mib, 'z');
-    const void* roomy = tails.buffers[0].data();
-    const void* sized = tails.buffers[1].data();
-    const auto head = pattern(24, 3);
+    listed_bulk_buffers bulk_buffers;
+    bulk_buffers.buffers.emplace_back();
+    bulk_buffers.buffers.back().reserve(3 * mib);
+    bulk_buffers.buffers.emplace_back(2 * mib, 'z');
+    const void* roomy = bulk_buffers.buffers[0].data();
+    const void* sized = bulk_buffers.buffers[1].data();
+    const auto front = pattern(24, 3);
     for (const auto& [size, buffer] : {std::pair{3 * mib, roomy}, std::pair{2 * mib, sized},
                                        std::pair{mib, static_cast<const void*>(nullptr)}}) {
-        const auto tail = pattern(size, static_cast<unsigned>(size));
-        BOOST_TEST_CONTEXT("a tail of " << size << " bytes") {
-            pump_until_read(ring, writer, reader, head, tail, true, &tails);
-            BOOST_TEST(reader.frame().size() == head.size());
-            const std::vector<char>& got = reader.tail();
+        const auto bulk = pattern(size, static_cast<unsigned>(size));
+        BOOST_TEST_CONTEXT("a bulk of " << size << " bytes") {
+            pump_until_read(ring, writer, reader, front, bulk, true, &bulk_buffers);
+            BOOST_TEST(reader.frame().size() == front.size());
+            const std::vector<char>& got = reader.bulk();
             if (buffer != nullptr)
                 BOOST_TEST(static_cast<const void*>(got.data()) == buffer);
             BOOST_REQUIRE(got.size() == size);
-            BOOST_TEST(std::memcmp(got.data(), tail.data(), size) == 0);
+            BOOST_TEST(std::memcmp(got.data(), bulk.data(), size) == 0);
         }
         reader.reset();
     }
-    BOOST_TEST((tails.asked == std::vector<std::size_t>{3 * mib, 2 * mib, mib}));
+    BOOST_TEST((bulk_buffers.asked == std::vector<std::size_t>{3 * mib, 2 * mib, mib}));
 
-    // Without tail_apart (a string's bytes, say), the same pieces read back side by side.
-    const auto tail = pattern(mib, 4);
-    pump_until_read(ring, writer, reader, head, tail, false, &tails);
-    BOOST_TEST(reader.frame().size() == head.size() + mib);
-    BOOST_TEST(reader.tail().empty());
-    BOOST_TEST(tails.asked.size() == 3u); // not asked
+    // Without bulk_apart (a string's bytes, say), the same pieces read back side by side.
+    const auto bulk = pattern(mib, 4);
+    pump_until_read(ring, writer, reader, front, bulk, false, &bulk_buffers);
+    BOOST_TEST(reader.frame().size() == front.size() + mib);
+    BOOST_TEST(reader.bulk().empty());
+    BOOST_TEST(bulk_buffers.asked.size() == 3u); // not asked
     reader.reset();
 }
 
-BOOST_AUTO_TEST_CASE(a_frame_with_its_tail_apart_is_reassembled_when_split_at_every_byte) {
-    // The second length word may arrive apart from the first, the tail a byte at a time.
+BOOST_AUTO_TEST_CASE(a_frame_with_its_bulk_apart_is_reassembled_when_split_at_every_byte) {
+    // The second length word may arrive apart from the first, the bulk a byte at a time.
     test_ring ring(4096);
-    const auto head = pattern(30, 1), tail = pattern(70, 2);
+    const auto front = pattern(30, 1), bulk = pattern(70, 2);
     frame_writer writer;
-    writer.start(head, tail, true);
+    writer.start(front, bulk, true);
     BOOST_TEST(writer.pump(ring.producer) == 16u + 100u);
     frame_reader reader;
     test_ring trickle(4096);
@@ -293,9 +293,10 @@ BOOST_AUTO_TEST_CASE(a_frame_with_its_tail_apart_is_reassembled_when_split_at_ev
         BOOST_REQUIRE(trickle.producer.write_some(&b, 1) == 1u);
         BOOST_REQUIRE(reader.pump(trickle.consumer) == (i == 115));
     }
-    BOOST_TEST(std::equal(head.begin(), head.end(), reader.frame().begin(), reader.frame().end()));
-    BOOST_REQUIRE(reader.tail().size() == tail.size());
-    BOOST_TEST(std::memcmp(reader.tail().data(), tail.data(), tail.size()) == 0);
+    BOOST_TEST(
+        std::equal(front.begin(), front.end(), reader.frame().begin(), reader.frame().end()));
+    BOOST_REQUIRE(reader.bulk().size() == bulk.size());
+    BOOST_TEST(std::memcmp(reader.bulk().data(), bulk.data(), bulk.size()) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_frame_readers_storage_taken_after_each_frame_holds_it_and_reading_goes_on) {
@@ -364,32 +365,32 @@ BOOST_AUTO_TEST_CASE(spare_frame_buffers_give_room_of_at_least_the_size_asked) {
     BOOST_TEST(spares.take_room(1).empty()); // all taken
 }
 
-BOOST_AUTO_TEST_CASE(buffers_readied_for_tails_go_to_tails_of_about_their_size_within_limits) {
+BOOST_AUTO_TEST_CASE(buffers_readied_for_bulks_go_to_bulks_of_about_their_size_within_limits) {
     const std::size_t mib = 1 << 20;
     frame_spares spares(8, 10 * mib, 3);
-    BOOST_TEST(spares.tail_buffer(mib).capacity() == 0u); // none readied yet
-    BOOST_TEST(!spares.ready_tail(mib - 1, 8));           // too small to be worth it
-    BOOST_TEST(spares.ready_tail(2 * mib, 2));
-    BOOST_TEST(spares.ready_tail(2 * mib, 2));
-    BOOST_TEST(!spares.ready_tail(2 * mib, 2)); // `enough`
-    BOOST_TEST(spares.ready_tail(4 * mib, 8));
-    BOOST_TEST(!spares.ready_tail(mib, 8)); // max_ready (3)
-    // Too large a buffer for the tail (over an eighth more): not given.
-    BOOST_TEST(spares.tail_buffer(mib + mib / 2).capacity() == 0u);
-    BOOST_TEST(spares.tail_buffer(5 * mib).capacity() == 0u); // too small
-    std::vector<char> b = spares.tail_buffer(2 * mib - mib / 8);
+    BOOST_TEST(spares.bulk_buffer(mib).capacity() == 0u); // none readied yet
+    BOOST_TEST(!spares.ready_bulk(mib - 1, 8));           // too small to be worth it
+    BOOST_TEST(spares.ready_bulk(2 * mib, 2));
+    BOOST_TEST(spares.ready_bulk(2 * mib, 2));
+    BOOST_TEST(!spares.ready_bulk(2 * mib, 2)); // `enough`
+    BOOST_TEST(spares.ready_bulk(4 * mib, 8));
+    BOOST_TEST(!spares.ready_bulk(mib, 8)); // max_ready (3)
+    // Too large a buffer for the bulk (over an eighth more): not given.
+    BOOST_TEST(spares.bulk_buffer(mib + mib / 2).capacity() == 0u);
+    BOOST_TEST(spares.bulk_buffer(5 * mib).capacity() == 0u); // too small
+    std::vector<char> b = spares.bulk_buffer(2 * mib - mib / 8);
     BOOST_TEST(b.capacity() == 2 * mib);
     BOOST_TEST(b.empty()); // room, not bytes: the reader appends
-    BOOST_TEST(spares.tail_buffer(4 * mib).capacity() == 4 * mib);
+    BOOST_TEST(spares.bulk_buffer(4 * mib).capacity() == 4 * mib);
     // One 2 MiB buffer is left: 8 more MiB would pass max_bytes.
-    BOOST_TEST(!spares.ready_tail(9 * mib, 8));
-    BOOST_TEST(spares.ready_tail(8 * mib, 8));
+    BOOST_TEST(!spares.ready_bulk(9 * mib, 8));
+    BOOST_TEST(spares.ready_bulk(8 * mib, 8));
     spares.drop_ready();
-    BOOST_TEST(spares.tail_buffer(2 * mib).capacity() == 0u);
-    BOOST_TEST(spares.ready_tail(2 * mib, 8));
+    BOOST_TEST(spares.bulk_buffer(2 * mib).capacity() == 0u);
+    BOOST_TEST(spares.ready_bulk(2 * mib, 8));
     spares.stop(); // lets go of them, and readies none any more
-    BOOST_TEST(spares.tail_buffer(2 * mib).capacity() == 0u);
-    BOOST_TEST(!spares.ready_tail(2 * mib, 8));
+    BOOST_TEST(spares.bulk_buffer(2 * mib).capacity() == 0u);
+    BOOST_TEST(!spares.ready_bulk(2 * mib, 8));
 }
 
 BOOST_AUTO_TEST_CASE(frame_reader_reassembles_frames_split_at_every_byte) {

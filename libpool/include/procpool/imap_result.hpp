@@ -72,7 +72,7 @@ public:
             chunk_.emplace(std::move(*chunk));
             left_ = chunk_->ok_count;
             if (left_ > 0) {
-                decoder_.emplace(chunk_->results.bytes(), chunk_->results.tail());
+                decoder_.emplace(chunk_->results.bytes(), chunk_->results.bulk());
             }
         }
     }

@@ -9,10 +9,10 @@
 //               processes watched by a supervisor thread, or the ranks of an MPI job.
 //
 // The io role (io_role.hpp: its states and handshake). Whoever holds it owns the io thread's
-// state (workers_, pending_, ...) and makes the transport's calls: the io thread while it works,
-// or a caller. The io thread lets it go while it waits (its wait condition takes it for a moment
-// to look). A caller that waits for its one task (apply, apply_async(...).get()) takes it when
-// it is free, writes the task into the worker's inbox itself and spins on the outbox until its
+// state (the scheduler: scheduler.hpp) and makes the transport's calls: the io thread while it
+// works, or a caller. The io thread lets it go while it waits (its wait condition takes it for a
+// moment to look). A caller that waits for its one task (apply, apply_async(...).get()) takes it
+// when it is free, writes the task into the worker's inbox itself and spins on the outbox until its
 // result is there, decoding it too; the io thread sleeps meanwhile, and the workers, seeing the
 // segment's parent_polling flag, wake nobody (docs/performance.md: latency). A caller drives
 // only while every chunk in the pool is its own (callbacks of other results run on the io
@@ -30,38 +30,30 @@
 //   the parent dies each worker's watchdog (a pidfd on the parent) removes the segment name and
 //                   ends the worker at once; the next pool also sweeps names of dead owners.
 #include "io_role.hpp"
+#include "scheduler.hpp"
 #include "transport.hpp"
 
 #include <procpool/detail/core.hpp>
 #include <procpool/detail/event.hpp>
-#include <procpool/detail/flow_control.hpp>
+#include <procpool/detail/frame_spares.hpp>
 #include <procpool/detail/launch.hpp>
-#include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <sys/wait.h>
 #include <thread>
 
 namespace procpool::detail {
 
 namespace {
 
-/// Workers that die before they are ready this many times in a row fail the pool.
-constexpr int max_start_failures = 3;
 /// How long a caller waiting for its task spins on the outboxes before it sleeps, as the io
 /// thread does (shm_transport's io_spin).
 constexpr auto caller_spin = std::chrono::microseconds(50);
-
-static_assert(offsetof(task_header, task_id) == 0, "the core patches task_id at offset 0");
 
 enum class run_state { running, closed, terminating, failed };
 
@@ -86,53 +78,19 @@ struct pool_core::impl {
     std::uint32_t processes_ = 0;
 
 private:
-    struct dispatched {
-        std::uint64_t id;
-        outgoing_chunk chunk;
-    };
-
-    /// The io thread's view of one worker slot.
-    struct worker_state {
-        std::uint32_t index = 0;
-        int pid = 0;
-        bool alive = false;
-        bool ready = false;       // finished its initializer, or returned a result
-        bool stop_sent = false;   // told to leave once its inbox is empty
-        std::size_t assigned = 0; // tasks given to this process (maxtasksperchild)
-        bool initializer_unsent = false;
-        std::deque<dispatched> queue; // given to the worker, oldest first
-        std::size_t sent = 0;         // queue[0, sent) are handed to the transport
-    };
-
     /// Throws the pool's failure, or state_error unless it takes new work (or, `from_stream`,
     /// the rest of an open stream). Callers hold mutex_.
     void require_accepting(bool from_stream) const;
-    void start_worker(worker_state& w);
     void io_loop() noexcept;
     bool collect();
-    void take_submitted(); // callers hold mutex_
-    void on_exit(const worker_exit& report);
-    bool drain(worker_state& w);
-    void on_frame(worker_state& w, std::span<const std::byte> frame, std::vector<char>* storage,
-                  std::vector<char>* tail);
-    void dispatch();
-    bool feed(worker_state& w);
-    bool idle() const noexcept;
-    void stop_workers();
     void wait_for_work();
     void fail_pool(std::exception_ptr error);
     void fail_everything(const std::exception_ptr& error);
-    std::size_t window() const noexcept;
     void end_threads();
 
     // The io role (see the file comment and io_role.hpp).
     void take_role_for_io() noexcept;
     void release_role_for_caller() noexcept;
-    bool only_chunks_of(const result_sink& sink) const noexcept;
-    bool work_ready(); // the io thread's wait condition, under the role
-
-    std::shared_ptr<const std::vector<char>> initializer_frame_;
-    std::uint64_t max_tasks_ = 0;
 
     // Shared with callers and the supervisor, guarded by mutex_.
     mutable std::mutex mutex_;
@@ -146,26 +104,21 @@ private:
     /// Set (under mutex_) whenever something above changed; the io thread clears it.
     std::atomic<bool> wakeup_{false};
 
-    // The io thread's own.
-    std::vector<worker_state> workers_;
-    std::deque<outgoing_chunk> pending_;
-    std::uint64_t next_task_id_ = 1;
-    moving_mean mean_chunk_ns_; // of finished chunks' run times: the window
-    int start_failures_ = 0;
-
     // Frame buffers of completed chunks, for callers to encode into (take_frame_buffer) and for
     // handing results to waiting callers (chunk_outcome::spares). At most 4 per worker (a paced
     // map keeps 2 to 8 per worker outstanding) and 64 MiB in all, about what glibc's malloc may
     // itself keep of freed memory; close(), terminate() and join() let them go. They are not let
     // go when the pool merely runs out of work: a map of 16 MiB items often does, between
     // chunks, while the caller encodes the next one. Also the buffers waiting callers ready for
-    // large results (the transport reads tails into them): at most 2 per worker, 64 MiB.
+    // large results (the transport reads bulks into them): at most 2 per worker, 64 MiB.
+    // Made here, handed to the transport and the scheduler.
     std::shared_ptr<frame_spares> spares_;
 
     std::optional<io_role> role_; // made with the transport, which says whether callers drive
 
     std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
     std::unique_ptr<transport> transport_; // after what its on_exit callback touches
+    std::optional<scheduler> sched_;       // the io state, under the io role; after transport_
     std::thread io_thread_;
 };
 
@@ -177,47 +130,34 @@ pool_core::impl::impl(const pool_options& options) {
         throw std::invalid_argument("procpool::pool: processes must be at least 1");
     if (options.maxtasksperchild && *options.maxtasksperchild == 0)
         throw std::invalid_argument("procpool::pool: maxtasksperchild must be at least 1");
-    max_tasks_ = options.maxtasksperchild.value_or(0);
-    initializer_frame_ = options.initializer.frame();
 
     transport_options how;
     how.processes = options.processes;
-    how.max_tasks = max_tasks_;
-    how.initializer_frame = initializer_frame_;
+    how.max_tasks = options.maxtasksperchild.value_or(0);
+    how.initializer_frame = options.initializer.frame();
     how.method = options.context ? options.context->method() : start_method::spawn;
     how.on_exit = [this](const worker_exit& e) {
         std::lock_guard lock(mutex_);
         exits_.push_back(e);
         wakeup_.store(true, std::memory_order_release);
     };
+    const auto initializer_frame = how.initializer_frame;
+    const auto max_tasks = how.max_tasks;
     transport_ = make_transport(std::move(how));
     processes_ = transport_->size();
     role_.emplace(transport_->callers_may_drive());
 
     spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20,
                                              2 * std::size_t{processes_});
-    transport_->take_tails_from(spares_.get());
-    workers_.resize(processes_);
-    for (std::uint32_t i = 0; i < processes_; ++i) {
-        workers_[i].index = i;
-        start_worker(workers_[i]); // on failure, ~transport reaps what started
-    }
+    transport_->take_bulk_buffers_from(spares_.get());
+    sched_.emplace(*transport_, initializer_frame, max_tasks, spares_,
+                   [this](std::exception_ptr e) { fail_pool(std::move(e)); });
+    sched_->start_all(); // on failure, ~transport reaps what started
     io_thread_ = std::thread([this] { io_loop(); });
 }
 
 pool_core::impl::~impl() {
     terminate();
-}
-
-void pool_core::impl::start_worker(worker_state& w) {
-    w.initializer_unsent = initializer_frame_ != nullptr;
-    w.queue.clear();
-    w.sent = 0;
-    w.assigned = 0;
-    w.ready = false;
-    w.stop_sent = false;
-    w.pid = transport_->start(w.index);
-    w.alive = true;
 }
 
 void pool_core::impl::require_accepting(bool from_stream) const {
@@ -251,7 +191,7 @@ void pool_core::impl::submit_one(outgoing_chunk chunk) {
             require_accepting(false);
             // Only when nothing waits for the io thread: a chunk submitted before goes first.
             if (!wakeup_.load(std::memory_order_relaxed)) {
-                pending_.push_back(std::move(chunk)); // on failure, nothing moved
+                sched_->enqueue(std::move(chunk)); // on failure, nothing moved
                 queued = true;
             }
         } catch (...) {
@@ -259,9 +199,8 @@ void pool_core::impl::submit_one(outgoing_chunk chunk) {
             throw;
         }
         if (queued) {
-            dispatch();
-            for (worker_state& w : workers_)
-                feed(w);
+            sched_->dispatch();
+            sched_->feed_all();
         }
         release_role_for_caller();
         if (queued)
@@ -280,17 +219,17 @@ bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& do
     if (!role_->take_for_caller())
         return false;
     // acquire: as in collect().
-    if (wakeup_.load(std::memory_order_acquire) || !only_chunks_of(mine)) {
+    if (wakeup_.load(std::memory_order_acquire) || !sched_->only_chunks_of(mine)) {
         release_role_for_caller();
         return done.load(std::memory_order_acquire);
     }
     transport_->set_polling(true);
     const auto start = std::chrono::steady_clock::now();
     for (unsigned i = 1;; ++i) {
-        dispatch();
-        for (worker_state& w : workers_) {
-            feed(w);
-            drain(w);
+        sched_->dispatch();
+        for (std::uint32_t w = 0; w < processes_; ++w) {
+            sched_->feed(w);
+            sched_->drain(w);
         }
         if (done.load(std::memory_order_acquire) || wakeup_.load(std::memory_order_acquire))
             break;
@@ -303,8 +242,7 @@ bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& do
     }
     transport_->set_polling(false);
     // What a worker published since the last look woke nobody: take it now.
-    for (worker_state& w : workers_)
-        drain(w);
+    sched_->drain_all();
     release_role_for_caller();
     return done.load(std::memory_order_acquire);
 }
@@ -387,6 +325,10 @@ std::vector<int> pool_core::impl::worker_pids() const {
     return transport_->pids(); // under the lock: end_threads() shuts the transport down after
 }
 
+std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
+    return spares_->take();
+}
+
 // ---- the io role ----
 
 void pool_core::impl::take_role_for_io() noexcept {
@@ -397,19 +339,9 @@ void pool_core::impl::take_role_for_io() noexcept {
 void pool_core::impl::release_role_for_caller() noexcept {
     // Work the io thread may not know of: chunks no worker could take yet, or what set
     // wakeup_ without waking it (fail_pool, called on the io thread's paths).
-    const bool leftovers = !pending_.empty() || wakeup_.load(std::memory_order_relaxed);
+    const bool leftovers = sched_->has_pending() || wakeup_.load(std::memory_order_relaxed);
     if (role_->release_for_caller(leftovers))
         transport_->wake();
-}
-
-bool pool_core::impl::only_chunks_of(const result_sink& sink) const noexcept {
-    const auto ours = [&](const outgoing_chunk& c) { return c.sink.get() == &sink; };
-    if (!std::all_of(pending_.begin(), pending_.end(), ours))
-        return false;
-    return std::all_of(workers_.begin(), workers_.end(), [&](const worker_state& w) {
-        return std::all_of(w.queue.begin(), w.queue.end(),
-                           [&](const dispatched& d) { return ours(d.chunk); });
-    });
 }
 
 // ---- the io thread ----
@@ -421,49 +353,35 @@ void pool_core::impl::io_loop() noexcept {
         bool progress = collect();
         run_state state;
         bool streams_open;
+        std::exception_ptr failure;
         {
             std::lock_guard lock(mutex_);
             state = state_;
             streams_open = !streams_.empty();
+            failure = failure_;
         }
-        if (state == run_state::terminating) {
-            fail_everything(std::make_exception_ptr(
-                state_error("procpool: the pool was terminated before this task finished")));
-            transport_->kill_all();
-            return;
-        }
-        if (state == run_state::failed) {
-            std::exception_ptr failure;
-            {
-                std::lock_guard lock(mutex_);
-                failure = failure_;
-            }
+        if (state == run_state::terminating || state == run_state::failed) {
+            if (state == run_state::terminating)
+                failure = std::make_exception_ptr(
+                    state_error("procpool: the pool was terminated before this task finished"));
             fail_everything(failure);
             transport_->kill_all();
             return;
         }
-        for (auto& w : workers_)
-            progress |= drain(w);
-        dispatch();
-        for (auto& w : workers_)
-            progress |= feed(w);
-        if (state == run_state::closed && !streams_open && idle()) {
+        progress |= sched_->drain_all();
+        sched_->dispatch();
+        progress |= sched_->feed_all();
+        if (state == run_state::closed && !streams_open && sched_->idle()) {
             if (!stopping) {
-                stop_workers();
+                sched_->stop_workers();
                 stopping = true;
             }
-            if (std::none_of(workers_.begin(), workers_.end(),
-                             [](const worker_state& w) { return w.alive; }))
+            if (sched_->all_stopped())
                 return;
         }
         if (!progress)
             wait_for_work();
     }
-}
-
-void pool_core::impl::take_submitted() {
-    std::move(submitted_.begin(), submitted_.end(), std::back_inserter(pending_));
-    submitted_.clear();
 }
 
 bool pool_core::impl::collect() {
@@ -474,217 +392,16 @@ bool pool_core::impl::collect() {
     {
         std::lock_guard lock(mutex_);
         wakeup_.store(false, std::memory_order_relaxed); // under the mutex: no update is lost
-        take_submitted();
+        sched_->enqueue(submitted_);
         exits.swap(exits_);
     }
     for (const worker_exit& r : exits)
-        on_exit(r);
+        sched_->on_exit(r);
     return true;
 }
 
-void pool_core::impl::on_exit(const worker_exit& report) {
-    worker_state& w = workers_.at(report.index);
-    if (!w.alive || w.pid != report.pid)
-        return;
-    drain(w); // every result it published counts
-    w.alive = false;
-    const last_words words = transport_->ended(w.index);
-    const std::uint64_t running = words.running_task;
-    const bool clean =
-        WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 && words.left_cleanly;
-    const bool was_ready = w.ready || words.was_ready;
-
-    std::deque<outgoing_chunk> unstarted;
-    for (dispatched& d : w.queue) {
-        if (running != 0 && d.id == running) {
-            const std::string how = describe_wait_status(report.status);
-            std::optional<int> code, signal;
-            if (WIFSIGNALED(report.status))
-                signal = WTERMSIG(report.status);
-            else if (WIFEXITED(report.status))
-                code = WEXITSTATUS(report.status);
-            chunk_outcome outcome;
-            outcome.error = std::make_exception_ptr(
-                worker_lost_error("procpool: worker " + std::to_string(report.pid) + " " + how +
-                                      " while running a task",
-                                  report.pid, code, signal));
-            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-        } else {
-            unstarted.push_back(std::move(d.chunk));
-        }
-    }
-    w.queue.clear();
-    w.sent = 0;
-    pending_.insert(pending_.begin(), std::make_move_iterator(unstarted.begin()),
-                    std::make_move_iterator(unstarted.end()));
-
-    if (!clean && !was_ready) {
-        if (++start_failures_ >= max_start_failures) {
-            fail_pool(std::make_exception_ptr(
-                error("procpool: workers keep dying before they are ready (the last, " +
-                      std::to_string(report.pid) + ", " + describe_wait_status(report.status) +
-                      "); giving up. Does main() call procpool::init(argc, argv) first?")));
-            return;
-        }
-    }
-    if (w.stop_sent)
-        return; // the pool is winding down: no replacement
-    try {
-        start_worker(w);
-    } catch (...) {
-        fail_pool(std::current_exception());
-    }
-}
-
-bool pool_core::impl::drain(worker_state& w) {
-    if (!w.alive)
-        return false;
-    return transport_->receive(w.index,
-                               [&](std::span<const std::byte> frame, std::vector<char>* storage,
-                                   std::vector<char>* tail) { on_frame(w, frame, storage, tail); });
-}
-
-void pool_core::impl::on_frame(worker_state& w, std::span<const std::byte> frame,
-                               std::vector<char>* storage, std::vector<char>* tail) {
-    const auto bytes =
-        std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
-    if (bytes.size() < sizeof(result_header)) {
-        fail_pool(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
-        return;
-    }
-    const auto header = read_pod<result_header>(bytes);
-    const auto payload = bytes.subspan(sizeof header);
-    if (header.failed && header.error_offset > payload.size()) {
-        fail_pool(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
-        return;
-    }
-    chunk_outcome outcome;
-    outcome.ok_count = header.ok_count;
-    outcome.exec_ns = header.exec_ns;
-    if (header.failed) {
-        outcome.results = payload.first(header.error_offset);
-        outcome.error = decode_error_record(payload.subspan(header.error_offset));
-    } else {
-        outcome.results = payload;
-        outcome.tail = tail; // a failed chunk's frame has none
-    }
-
-    w.ready = true;
-    start_failures_ = 0;
-    if (header.kind == frame_kind::initializer_done) {
-        if (header.failed) {
-            std::string what = "unknown error";
-            try {
-                std::rethrow_exception(outcome.error);
-            } catch (const std::exception& e) {
-                what = e.what();
-            } catch (...) {
-            }
-            fail_pool(std::make_exception_ptr(error("procpool: the initializer failed in worker " +
-                                                    std::to_string(w.pid) + ": " + what)));
-        }
-        return;
-    }
-    if (w.queue.empty() || w.queue.front().id != header.task_id) {
-        fail_pool(std::make_exception_ptr(
-            error("procpool: a worker returned a result for a task it was not given")));
-        return;
-    }
-    dispatched d = std::move(w.queue.front());
-    w.queue.pop_front();
-    --w.sent;
-    const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
-    mean_chunk_ns_.add(ns);
-    // The task frame is spare from here on (the worker read all of it before it answered),
-    // and often the one buffer large enough to take the results' place (see vector_result).
-    spares_->give(std::move(d.chunk.frame));
-    outcome.spares = spares_.get();
-    outcome.storage = storage;
-    d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-}
-
-std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
-    return spares_->take();
-}
-
-std::size_t pool_core::impl::window() const noexcept {
-    return flow::chunks_per_worker(mean_chunk_ns_, flow::min_window, flow::max_window);
-}
-
-void pool_core::impl::dispatch() {
-    const std::size_t limit = window();
-    while (!pending_.empty()) {
-        worker_state* best = nullptr;
-        for (worker_state& w : workers_) {
-            if (!w.alive || w.stop_sent || w.queue.size() >= limit)
-                continue;
-            if (max_tasks_ != 0 && w.assigned >= max_tasks_)
-                continue;
-            if (best == nullptr || w.queue.size() < best->queue.size())
-                best = &w;
-        }
-        if (best == nullptr)
-            return;
-        outgoing_chunk chunk = std::move(pending_.front());
-        pending_.pop_front();
-        const std::uint64_t id = next_task_id_++;
-        std::memcpy(chunk.frame.data(), &id, sizeof id);
-        best->queue.push_back({id, std::move(chunk)});
-        ++best->assigned;
-    }
-}
-
-bool pool_core::impl::feed(worker_state& w) {
-    if (!w.alive)
-        return false;
-    try {
-        return transport_->send(w.index, [&]() -> std::span<const std::byte> {
-            if (w.initializer_unsent) {
-                w.initializer_unsent = false;
-                return std::as_bytes(std::span(*initializer_frame_));
-            }
-            if (w.sent < w.queue.size())
-                return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
-            return {};
-        });
-    } catch (...) {
-        fail_pool(std::current_exception()); // the transport cannot go on (no shared memory)
-        return true;
-    }
-}
-
-bool pool_core::impl::idle() const noexcept {
-    return pending_.empty() && std::all_of(workers_.begin(), workers_.end(),
-                                           [](const worker_state& w) { return w.queue.empty(); });
-}
-
-void pool_core::impl::stop_workers() {
-    for (worker_state& w : workers_) {
-        if (!w.alive)
-            continue;
-        w.stop_sent = true;
-        if (transport_->stop(w.index))
-            w.alive = false; // gone at once: no exit will be reported
-    }
-}
-
-bool pool_core::impl::work_ready() {
-    for (worker_state& w : workers_) {
-        if (!w.alive)
-            continue;
-        if (transport_->has_input(w.index))
-            return true;
-        const bool has_output =
-            transport_->sending(w.index) || w.initializer_unsent || w.sent < w.queue.size();
-        if (has_output && transport_->can_send(w.index))
-            return true;
-    }
-    return false;
-}
-
 void pool_core::impl::wait_for_work() {
-    const bool in_flight = std::any_of(workers_.begin(), workers_.end(),
-                                       [](const worker_state& w) { return !w.queue.empty(); });
+    const bool in_flight = sched_->in_flight();
     role_->release_for_io();
     auto ready = [this] {
         if (wakeup_.load(std::memory_order_acquire))
@@ -693,7 +410,7 @@ void pool_core::impl::wait_for_work() {
         // (take_role_for_io).
         if (!role_->try_look())
             return true;
-        const bool ready = work_ready();
+        const bool ready = sched_->work_ready();
         role_->release_for_io();
         return ready;
     };
@@ -713,26 +430,9 @@ void pool_core::impl::fail_pool(std::exception_ptr error) {
 void pool_core::impl::fail_everything(const std::exception_ptr& error) {
     {
         std::lock_guard lock(mutex_);
-        take_submitted();
+        sched_->enqueue(submitted_);
     }
-    chunk_outcome outcome;
-    outcome.error = error;
-    std::vector<std::vector<char>> handed; // frames the transport may still be reading
-    for (worker_state& w : workers_) {
-        for (std::size_t i = 0; i < w.queue.size(); ++i) {
-            dispatched& d = w.queue[i];
-            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-            if (i < w.sent)
-                handed.push_back(std::move(d.chunk.frame));
-        }
-        w.queue.clear();
-        w.sent = 0;
-    }
-    if (!handed.empty())
-        transport_->adopt(std::move(handed));
-    for (outgoing_chunk& c : pending_)
-        c.sink->complete_chunk(c.index, outcome);
-    pending_.clear();
+    sched_->fail_everything(error);
 }
 
 // ---- pool_core: forwards ----

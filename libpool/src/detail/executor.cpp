@@ -40,11 +40,11 @@ std::vector<char> refused_result(std::span<const std::byte> frame, const char* m
 }
 
 result_header frame_executor::run(std::span<const std::byte> frame, std::vector<char>& output,
-                                  frame_tail& tail, function_ref<void(std::uint64_t)> starting) {
+                                  frame_bulk& bulk, function_ref<void(std::uint64_t)> starting) {
     const auto start = std::chrono::steady_clock::now();
     result_header result;
     output.resize(sizeof result); // the header is written last, once it is known
-    tail = {};
+    bulk = {};
 
     const auto bytes =
         std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
@@ -55,7 +55,7 @@ result_header frame_executor::run(std::span<const std::byte> frame, std::vector<
         task = read_pod<task_header>(bytes);
         result = answer_to(task);
         starting(task.task_id);
-        execute(task, bytes.subspan(sizeof task), result, output, tail);
+        execute(task, bytes.subspan(sizeof task), result, output, bulk);
     }
     result.exec_ns =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -66,7 +66,7 @@ result_header frame_executor::run(std::span<const std::byte> frame, std::vector<
 }
 
 void frame_executor::execute(const task_header& task, std::span<const char> input,
-                             result_header& result, std::vector<char>& output, frame_tail& tail) {
+                             result_header& result, std::vector<char>& output, frame_bulk& bulk) {
     const trampoline_fn trampoline = resolve_trampoline(task.trampoline);
     if (trampoline == nullptr) {
         fail(result, output,
@@ -90,7 +90,7 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
     try {
         trampoline(call);
     } catch (...) {
-        // call.tail is still empty: a trampoline sets it last, once nothing more can throw.
+        // call.bulk is still empty: a trampoline sets it last, once nothing more can throw.
         result.failed = 1;
         result.ok_count = call.ok_count;
         result.error_offset = output.size() - sizeof(result_header);
@@ -98,7 +98,7 @@ void frame_executor::execute(const task_header& task, std::span<const char> inpu
         return;
     }
     result.ok_count = call.ok_count;
-    tail = {call.tail, std::move(call.tail_owner), call.tail_apart};
+    bulk = {call.bulk, std::move(call.bulk_owner), call.bulk_apart};
 }
 
 // Both lookups take a lock and scan the module table; a job sends the same function again and

@@ -169,7 +169,7 @@ void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcom
     chunk.ok_count = outcome.ok_count;
     chunk.error = outcome.error;
     const std::size_t result_bytes =
-        outcome.results.size() + (outcome.tail != nullptr ? outcome.tail->size() : 0);
+        outcome.results.size() + (outcome.bulk != nullptr ? outcome.bulk->size() : 0);
     std::optional<kept_results> lent;
     if (outcome.results.size() >= frame_spares::min_bytes)
         lent = kept_results::lend(outcome);

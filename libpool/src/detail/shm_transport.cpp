@@ -228,9 +228,9 @@ public:
         worker& w = workers_[index];
         const std::uint64_t before = w.outbox.position();
         bool frames = false;
-        while (w.reader.pump(w.outbox, tails_)) {
-            std::vector<char>& tail = w.reader.tail();
-            on_frame(w.reader.frame(), &w.reader.storage(), tail.empty() ? nullptr : &tail);
+        while (w.reader.pump(w.outbox, bulk_buffers_)) {
+            std::vector<char>& bulk = w.reader.bulk();
+            on_frame(w.reader.frame(), &w.reader.storage(), bulk.empty() ? nullptr : &bulk);
             w.reader.reset();
             frames = true;
         }
@@ -272,7 +272,9 @@ public:
         return true;
     }
 
-    void take_tails_from(tail_source* tails) noexcept override { tails_ = tails; }
+    void take_bulk_buffers_from(bulk_source* bulk_buffers) noexcept override {
+        bulk_buffers_ = bulk_buffers;
+    }
 
     bool has_input(std::uint32_t index) override { return workers_[index].outbox.readable() > 0; }
     bool can_send(std::uint32_t index) override { return workers_[index].inbox.writable() > 0; }
@@ -365,8 +367,8 @@ private:
 
     segment segment_;
     std::vector<worker> workers_;
-    tail_source* tails_ = nullptr; // see take_tails_from
-    supervisor supervisor_;        // last: its thread and on_exit use the members above
+    bulk_source* bulk_buffers_ = nullptr; // see take_bulk_buffers_from
+    supervisor supervisor_;               // last: its thread and on_exit use the members above
 };
 
 } // namespace

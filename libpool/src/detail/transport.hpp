@@ -29,7 +29,7 @@
 
 namespace procpool::detail {
 
-class tail_source;
+class bulk_source;
 
 /// How a worker ended, as the transport learnt it.
 struct worker_exit {
@@ -61,8 +61,8 @@ struct transport_options {
 class transport {
 public:
     /// Gets a frame; the buffer holding it at its start when the handler may take it
-    /// (swapping in another, as frame_reader::storage() allows), or null; and the frame's tail
-    /// when it came apart (frame_reader::tail(): the last result's bytes, which the handler may
+    /// (swapping in another, as frame_reader::storage() allows), or null; and the frame's bulk
+    /// when it came apart (frame_reader::bulk(): the last result's bytes, which the handler may
     /// move out), or null: then the frame is whole.
     using frame_handler =
         function_ref<void(std::span<const std::byte>, std::vector<char>*, std::vector<char>*)>;
@@ -87,9 +87,10 @@ public:
     /// valid until the worker answered it, or until adopt(). Returns true when anything moved.
     virtual bool send(std::uint32_t index, frame_source next) = 0;
 
-    /// Where receive() gets buffers for the tails it reads apart (frame_reader::tail), from
-    /// now on; `tails` outlives the transport. A transport that reads no tail apart ignores it.
-    virtual void take_tails_from(tail_source* tails) noexcept { (void)tails; }
+    /// Where receive() gets buffers for the bulks it reads apart (frame_reader::bulk), from
+    /// now on; `bulk_buffers` outlives the transport. A transport that reads no bulk apart ignores
+    /// it.
+    virtual void take_bulk_buffers_from(bulk_source* bulk_buffers) noexcept { (void)bulk_buffers; }
 
     /// Worker `index` has a frame, or part of one, for receive().
     virtual bool has_input(std::uint32_t index) = 0;

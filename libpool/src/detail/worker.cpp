@@ -125,13 +125,13 @@ private:
 
     void handle(std::span<const std::byte> frame) {
         const result_header result =
-            executor_.run(frame, output_, tail_, [&](std::uint64_t task_id) {
+            executor_.run(frame, output_, bulk_, [&](std::uint64_t task_id) {
                 // release: the parent reads running_task after reaping us (see the file
                 // comment).
                 slot_.running_task.store(task_id, std::memory_order_release);
             });
         write_frame();
-        tail_ = {}; // the last result, sent: let it go
+        bulk_ = {}; // the last result, sent: let it go
         // release: as above; the result is published, so this task is no longer at risk.
         slot_.running_task.store(0, std::memory_order_release);
 
@@ -146,7 +146,7 @@ private:
 
     void write_frame() {
         event_word& parent = seg_.header().parent_event;
-        writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(tail_.bytes), tail_.apart);
+        writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(bulk_.bytes), bulk_.apart);
         for (;;) {
             // While a thread of the parent spins on the outboxes, nobody needs waking.
             if (writer_.pump(outbox_) > 0 && !set_after_publish(seg_.header().parent_polling))
@@ -168,7 +168,7 @@ private:
     frame_reader reader_;
     frame_writer writer_;
     std::vector<char> output_;
-    frame_tail tail_; // the result frame is output_, then tail_.bytes
+    frame_bulk bulk_; // the result frame is output_, then bulk_.bytes
     std::uint64_t max_tasks_;
     std::uint64_t tasks_done_ = 0;
     frame_executor executor_;

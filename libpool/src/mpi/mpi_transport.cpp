@@ -212,12 +212,12 @@ std::uint64_t receive_u64(const mpi::communicator& world, int tag) {
             if (epoch <= cancelled)
                 break; // its pool was terminated: skipped, and nobody waits for it
             running_rank.store(world.rank());
-            frame_tail tail;
+            frame_bulk bulk;
             const result_header result =
-                executor.run(std::as_bytes(std::span(input)), output, tail, [](std::uint64_t) {});
+                executor.run(std::as_bytes(std::span(input)), output, bulk, [](std::uint64_t) {});
             // One message per frame: a large last result is copied in after the rest.
-            output.insert(output.end(), tail.bytes.begin(), tail.bytes.end());
-            tail = {};
+            output.insert(output.end(), bulk.bytes.begin(), bulk.bytes.end());
+            bulk = {};
             running_rank.store(-1);
             world.send(0, result_tag(epoch), output.data(), static_cast<int>(output.size()));
             // As a shared-memory worker leaves when its initializer fails: this pool gets

@@ -227,7 +227,7 @@ private:
 /// the input ends early. Not thread-safe.
 ///
 /// The bytes of the last value may come apart from the span (write_detachable's bytes, read
-/// into a vector of their own: frame_reader::tail): when the span ends right after a string's
+/// into a vector of their own: frame_reader::bulk): when the span ends right after a string's
 /// or vector's length and `apart` holds exactly its bytes, they are read from there, and a
 /// std::vector<char> takes `apart` itself, without a copy.
 class plain_reader {

@@ -3,9 +3,9 @@
 // per 4 KiB (docs/performance.md: fresh vs warm memory).
 //
 // And buffers readied for large results: a std::vector<char> result of 1 MiB or more is read
-// from its worker's ring straight into a vector that becomes the result (frame_reader::tail).
+// from its worker's ring straight into a vector that becomes the result (frame_reader::bulk).
 // Its fresh pages would then all fault in on the io thread, which also moves every other
-// frame; a caller waiting for such results readies the next buffers meanwhile (ready_tail), so
+// frame; a caller waiting for such results readies the next buffers meanwhile (ready_bulk), so
 // the two threads share that work, as they share decoding (vector_result). Those left unused
 // when the results stop coming are kept for the next ones, like the spares, until stop().
 #pragma once
@@ -26,24 +26,24 @@ namespace procpool::detail {
 
 /// Thread-safe. Shared (std::shared_ptr) by the pool and by the results a buffer was lent to,
 /// which may outlive the pool.
-class frame_spares final : public std::enable_shared_from_this<frame_spares>, public tail_source {
+class frame_spares final : public std::enable_shared_from_this<frame_spares>, public bulk_source {
 public:
     /// Only buffers of at least this capacity are kept: smaller ones come from malloc's free
     /// lists, already in memory.
     static constexpr std::size_t min_bytes = std::size_t{64} << 10;
-    /// Buffers are readied for tails of at least this size.
-    static constexpr std::size_t min_tail_bytes = std::size_t{1} << 20;
+    /// Buffers are readied for bulks of at least this size.
+    static constexpr std::size_t min_bulk_bytes = std::size_t{1} << 20;
 
     /// At most `max_count` spares and `max_bytes` in all; at most `max_ready` buffers readied
-    /// for tails, and `max_bytes` in all.
+    /// for bulks, and `max_bytes` in all.
     frame_spares(std::size_t max_count, std::size_t max_bytes, std::size_t max_ready) noexcept
         : max_count_(max_count)
         , max_bytes_(max_bytes)
         , max_ready_(max_ready) {}
 
-    /// See tail_source: a readied buffer (ready_tail) with room for `size` bytes, or at most an
+    /// See bulk_source: a readied buffer (ready_bulk) with room for `size` bytes, or at most an
     /// eighth more; else an empty vector.
-    std::vector<char> tail_buffer(std::size_t size) noexcept override {
+    std::vector<char> bulk_buffer(std::size_t size) noexcept override {
         // relaxed: a hint; the mutex orders the buffers themselves.
         if (ready_count_.load(std::memory_order_relaxed) == 0)
             return {};
@@ -61,12 +61,12 @@ public:
         return {};
     }
 
-    /// Readies a buffer of `size` bytes, its pages in memory, for a tail to come, unless
+    /// Readies a buffer of `size` bytes, its pages in memory, for a bulk to come, unless
     /// `enough` buffers (or max_ready) are readied already, or it would pass max_bytes. For a
-    /// thread with nothing better to do while it waits for such tails. Returns true when it
+    /// thread with nothing better to do while it waits for such bulks. Returns true when it
     /// readied one.
-    bool ready_tail(std::size_t size, std::size_t enough) noexcept {
-        if (size < min_tail_bytes || !keep_.load(std::memory_order_relaxed))
+    bool ready_bulk(std::size_t size, std::size_t enough) noexcept {
+        if (size < min_bulk_bytes || !keep_.load(std::memory_order_relaxed))
             return false;
         {
             std::lock_guard lock(mutex_);
@@ -90,13 +90,13 @@ public:
             ready_bytes_ -= size;
             return false;
         }
-        ready_bytes_ += buffer.capacity() - size; // tail_buffer takes back its capacity
+        ready_bytes_ += buffer.capacity() - size; // bulk_buffer takes back its capacity
         ready_.push_back(std::move(buffer));
         ready_count_.store(ready_.size(), std::memory_order_relaxed);
         return true;
     }
 
-    /// Lets go of the buffers readied for tails.
+    /// Lets go of the buffers readied for bulks.
     void drop_ready() noexcept { let_go(ready_, ready_bytes_, ready_count_); }
 
     /// A kept buffer (emptied) with a capacity of at least `min_capacity`, or an empty vector.
@@ -220,7 +220,7 @@ private:
     std::size_t bytes_ = 0;
     std::atomic<std::size_t> count_{0};
     std::atomic<bool> keep_{true};
-    // Buffers readied for tails, under mutex_ (the count is also read without it, as a hint).
+    // Buffers readied for bulks, under mutex_ (the count is also read without it, as a hint).
     std::vector<std::vector<char>> ready_;
     std::size_t ready_bytes_ = 0; // counting those being readied
     std::size_t readying_ = 0;

@@ -14,17 +14,17 @@
 namespace procpool::detail {
 
 /// A chunk's results kept past complete_chunk, for another thread to decode: in the buffer the
-/// transport read them into, or a copy, and the tail that came apart, moved along. A buffer
+/// transport read them into, or a copy, and the bulk that came apart, moved along. A buffer
 /// lent by the pool's spares goes back to them when this is dropped. Move-only.
 class kept_results {
 public:
     kept_results() = default;
-    /// Copies `outcome.results` into a buffer of its own (not a spare), and moves its tail
-    /// along. May throw std::bad_alloc (the tail is then left where it was).
+    /// Copies `outcome.results` into a buffer of its own (not a spare), and moves its bulk
+    /// along. May throw std::bad_alloc (the bulk is then left where it was).
     explicit kept_results(const chunk_outcome& outcome)
         : buffer_(outcome.results.begin(), outcome.results.end())
         , size_(outcome.results.size()) {
-        take_tail(outcome);
+        take_bulk(outcome);
     }
     kept_results(kept_results&&) noexcept = default;
     kept_results& operator=(kept_results&& other) noexcept {
@@ -33,7 +33,7 @@ public:
         offset_ = other.offset_;
         size_ = other.size_;
         spares_ = std::move(other.spares_);
-        tail_ = std::move(other.tail_);
+        bulk_ = std::move(other.bulk_);
         return *this;
     }
     ~kept_results() { give_back(); }
@@ -60,7 +60,7 @@ public:
             kept.buffer_.assign(outcome.results.begin(), outcome.results.end()); // no allocation
         }
         kept.spares_ = outcome.spares->shared_from_this();
-        kept.take_tail(outcome);
+        kept.take_bulk(outcome);
         return kept;
     }
 
@@ -68,13 +68,13 @@ public:
         return std::span<const char>(buffer_).subspan(offset_, size_);
     }
 
-    /// The tail that came apart, for the decoder (which may take it), or null.
-    std::vector<char>* tail() noexcept { return tail_.empty() ? nullptr : &tail_; }
+    /// The bulk that came apart, for the decoder (which may take it), or null.
+    std::vector<char>* bulk() noexcept { return bulk_.empty() ? nullptr : &bulk_; }
 
 private:
-    void take_tail(const chunk_outcome& outcome) noexcept {
-        if (outcome.tail != nullptr)
-            tail_ = std::move(*outcome.tail);
+    void take_bulk(const chunk_outcome& outcome) noexcept {
+        if (outcome.bulk != nullptr)
+            bulk_ = std::move(*outcome.bulk);
     }
 
     void give_back() noexcept {
@@ -87,7 +87,7 @@ private:
     std::size_t offset_ = 0;
     std::size_t size_ = 0;
     std::shared_ptr<frame_spares> spares_; // where buffer_ goes back, or null
-    std::vector<char> tail_;               // see chunk_outcome::tail
+    std::vector<char> bulk_;               // see chunk_outcome::bulk
 };
 
 } // namespace procpool::detail

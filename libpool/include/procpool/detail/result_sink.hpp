@@ -26,10 +26,10 @@ struct chunk_outcome {
     /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
     /// spare (frame_reader::storage); null when it must copy them out instead.
     std::vector<char>* storage = nullptr;
-    /// The last result's bytes, when they came apart from `results` (frame_reader::tail): the
+    /// The last result's bytes, when they came apart from `results` (frame_reader::bulk): the
     /// decoder reads them from here (codec.hpp's plain_reader), and a sink that keeps the
     /// results moves them along. Null when `results` hold everything.
-    std::vector<char>* tail = nullptr;
+    std::vector<char>* bulk = nullptr;
 };
 
 /// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,

@@ -9,7 +9,7 @@
 // A frame is a u64 length and that many bytes. A frame larger than the free space, or than the
 // whole ring, is written in fragments as space frees up (frame_writer) and reassembled by the
 // reader (frame_reader): there is no size limit but memory. A frame whose end is to be read
-// apart (frame_writer::start's tail_apart) has the top bit of its length set, and a second u64,
+// apart (frame_writer::start's bulk_apart) has the top bit of its length set, and a second u64,
 // the length of that end, before its bytes.
 //
 // Memory ordering. Producer: copy bytes into data, then head.store(release)  [SYNC POINT WRITE
@@ -228,36 +228,36 @@ private:
 };
 
 /// The top bit of a frame's length: a u64 follows, the length of the frame's end that the
-/// reader keeps apart (see frame_reader::tail).
-inline constexpr std::uint64_t tail_apart_flag = std::uint64_t{1} << 63;
+/// reader keeps apart (see frame_reader::bulk).
+inline constexpr std::uint64_t bulk_apart_flag = std::uint64_t{1} << 63;
 
-/// Where a frame_reader gets the buffer for a tail read apart, instead of allocating one.
-class tail_source {
+/// Where a frame_reader gets the buffer for a bulk read apart, instead of allocating one.
+class bulk_source {
 public:
     /// A buffer with room for `size` bytes (its capacity; whatever it holds is dropped) whose
     /// pages are already in memory, or an empty vector. Thread-safe.
-    virtual std::vector<char> tail_buffer(std::size_t size) noexcept = 0;
+    virtual std::vector<char> bulk_buffer(std::size_t size) noexcept = 0;
 
 protected:
-    ~tail_source() = default;
+    ~bulk_source() = default;
 };
 
 /// Streams one frame at a time into a ring, in as many fragments as space allows.
 /// The frame's bytes must stay alive while busy().
 class frame_writer {
 public:
-    /// Starts a frame made of `head` and then `tail` (two pieces of memory, one frame on the
+    /// Starts a frame made of `front` and then `bulk` (two pieces of memory, one frame on the
     /// ring); the previous one must no longer be busy(). The reader gets their bytes side by
-    /// side, or, with `tail_apart` and a tail, the tail in a buffer of its own
-    /// (frame_reader::tail).
-    void start(std::span<const std::byte> head, std::span<const std::byte> tail = {},
-               bool tail_apart = false) noexcept {
-        pieces_[0] = head;
-        pieces_[1] = tail;
-        const std::uint64_t size = head.size() + tail.size();
-        const bool apart = tail_apart && !tail.empty();
-        prefix_[0] = apart ? size | tail_apart_flag : size;
-        prefix_[1] = tail.size();
+    /// side, or, with `bulk_apart` and a bulk, the bulk in a buffer of its own
+    /// (frame_reader::bulk).
+    void start(std::span<const std::byte> front, std::span<const std::byte> bulk = {},
+               bool bulk_apart = false) noexcept {
+        pieces_[0] = front;
+        pieces_[1] = bulk;
+        const std::uint64_t size = front.size() + bulk.size();
+        const bool apart = bulk_apart && !bulk.empty();
+        prefix_[0] = apart ? size | bulk_apart_flag : size;
+        prefix_[1] = bulk.size();
         prefix_size_ = apart ? sizeof prefix_ : sizeof prefix_[0];
         written_ = 0;
         active_ = true;
@@ -300,9 +300,9 @@ public:
     bool busy() const noexcept { return active_; }
 
 private:
-    std::span<const std::byte> pieces_[2];            // the frame: head, then tail
-    std::uint64_t prefix_[2] = {};                    // the length (and flag), the tail's length
-    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the tail goes apart
+    std::span<const std::byte> pieces_[2];            // the frame: front, then bulk
+    std::uint64_t prefix_[2] = {};                    // the length (and flag), the bulk's length
+    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the bulk goes apart
     std::uint64_t written_ = 0;                       // counting the prefix
     bool active_ = false;
 };
@@ -312,33 +312,33 @@ private:
 /// The frame is read into a std::vector<char> whose size is the room it has (its bytes past the
 /// frame are left over from earlier frames), so that whoever handles a frame may take that
 /// storage instead of copying the frame out of it: see storage(). The end of a frame written
-/// with its tail apart is read into a vector of its own, of exactly its size, which the handler
-/// may take as it is: see tail().
+/// with its bulk apart is read into a vector of its own, of exactly its size, which the handler
+/// may take as it is: see bulk().
 class frame_reader {
 public:
-    /// Reads what is there; true when a whole frame is ready in frame() (and tail()). Call
+    /// Reads what is there; true when a whole frame is ready in frame() (and bulk()). Call
     /// reset() after using it. Allocates the frame's buffers, so it may throw std::bad_alloc.
-    /// A tail read apart goes into a buffer from `tails` when it has one.
-    bool pump(ring_consumer& ring, tail_source* tails = nullptr) {
+    /// A bulk read apart goes into a buffer from `bulk_buffers` when it has one.
+    bool pump(ring_consumer& ring, bulk_source* bulk_buffers = nullptr) {
         constexpr std::size_t word = sizeof(std::uint64_t);
         if (got_ < prefix_size_) {
             auto* bytes = reinterpret_cast<std::byte*>(prefix_);
             got_ += ring.read_some(bytes + got_, prefix_size_ - got_);
-            if (got_ == word && prefix_size_ == word && (prefix_[0] & tail_apart_flag) != 0) {
+            if (got_ == word && prefix_size_ == word && (prefix_[0] & bulk_apart_flag) != 0) {
                 prefix_size_ = 2 * word;
                 got_ += ring.read_some(bytes + got_, word);
             }
             if (got_ < prefix_size_)
                 return false;
-            length_ = prefix_[0] & ~tail_apart_flag;
+            length_ = prefix_[0] & ~bulk_apart_flag;
             apart_ = prefix_size_ == word ? 0 : std::min(prefix_[1], length_);
             reserve(static_cast<std::size_t>(length_ - apart_));
             if (apart_ != 0) {
                 // Read onto its end, within its capacity, so that no byte is zeroed first.
-                if (tails != nullptr)
-                    tail_ = tails->tail_buffer(static_cast<std::size_t>(apart_));
-                tail_.clear();
-                tail_.reserve(static_cast<std::size_t>(apart_));
+                if (bulk_buffers != nullptr)
+                    bulk_ = bulk_buffers->bulk_buffer(static_cast<std::size_t>(apart_));
+                bulk_.clear();
+                bulk_.reserve(static_cast<std::size_t>(apart_));
             }
         }
         const std::uint64_t head = length_ - apart_;
@@ -348,14 +348,14 @@ public:
             body = got_ - prefix_size_;
         }
         if (body >= head && body < length_)
-            got_ += ring.read_append(tail_, static_cast<std::size_t>(length_ - body));
+            got_ += ring.read_append(bulk_, static_cast<std::size_t>(length_ - body));
         return got_ == prefix_size_ + length_;
     }
 
     /// True when part of a frame has been read.
     bool partial() const noexcept { return got_ != 0; }
 
-    /// The frame, but for its tail when that was sent apart.
+    /// The frame, but for its bulk when that was sent apart.
     std::span<const std::byte> frame() const noexcept {
         return std::as_bytes(std::span(buffer_.data(), static_cast<std::size_t>(length_ - apart_)));
     }
@@ -365,20 +365,20 @@ public:
     /// bytes are overwritten) and keep the frame's bytes; frame() is then no longer valid.
     std::vector<char>& storage() noexcept { return buffer_; }
 
-    /// The frame's tail, when the writer sent it apart; else empty. Once a whole frame is
+    /// The frame's bulk, when the writer sent it apart; else empty. Once a whole frame is
     /// ready, and until reset(), a caller may move it out.
-    std::vector<char>& tail() noexcept { return tail_; }
+    std::vector<char>& bulk() noexcept { return bulk_; }
 
     /// Forgets the frame. The buffer is kept for the next one while frames keep needing it:
     /// a large buffer (over 1 MiB) goes when a frame used less than a quarter of it, so one
     /// large frame does not pin its memory for the life of the pool, while a run of large
-    /// frames reuses one buffer instead of faulting in fresh pages for each. A tail nobody took
+    /// frames reuses one buffer instead of faulting in fresh pages for each. A bulk nobody took
     /// goes.
     void reset() noexcept {
         if (buffer_.size() > keep_capacity && length_ - apart_ < buffer_.size() / 4)
             std::vector<char>().swap(buffer_);
-        if (tail_.capacity() != 0)
-            std::vector<char>().swap(tail_);
+        if (bulk_.capacity() != 0)
+            std::vector<char>().swap(bulk_);
         got_ = 0;
         length_ = 0;
         apart_ = 0;
@@ -399,11 +399,11 @@ private:
     }
 
     std::vector<char> buffer_; // its size is the room for frames: see the class comment
-    std::vector<char> tail_;   // the tail read apart: see tail()
+    std::vector<char> bulk_;   // the bulk read apart: see bulk()
     std::uint64_t prefix_[2] = {};
-    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the frame has a tail apart
-    std::uint64_t length_ = 0;                        // the whole frame's, tail included
-    std::uint64_t apart_ = 0;                         // the tail's, when read apart
+    std::size_t prefix_size_ = sizeof(std::uint64_t); // 16 when the frame has a bulk apart
+    std::uint64_t length_ = 0;                        // the whole frame's, bulk included
+    std::uint64_t apart_ = 0;                         // the bulk's, when read apart
     std::uint64_t got_ = 0;                           // counting the prefix
 };
 

@@ -35,7 +35,7 @@ public:
             this->finish_value(std::monostate{});
         } else {
             try {
-                value_decoder<R> decoder(outcome.results, outcome.tail);
+                value_decoder<R> decoder(outcome.results, outcome.bulk);
                 this->finish_value(decode_value<R>(decoder));
             } catch (...) {
                 this->finish_error(std::current_exception());

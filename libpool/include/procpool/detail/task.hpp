@@ -39,19 +39,19 @@ struct task_call {
     std::span<const char> input;    ///< archive: [function object] item...
     std::uint64_t item_count = 0;
     std::vector<char>* output = nullptr; ///< the result archive is appended here
-    std::uint64_t ok_count = 0;          ///< items whose results are in *output (and tail)
+    std::uint64_t ok_count = 0;          ///< items whose results are in *output (and bulk)
     task_stage stage = task_stage::decoding;
     /// The bytes of the last result, when they are large and the trampoline did not copy them
-    /// into *output: the result frame is *output followed by them. `tail_owner` keeps them.
-    std::span<const char> tail;
-    std::shared_ptr<const void> tail_owner;
-    /// The tail is a std::vector<char>'s bytes: the parent reads them apart from the rest of
+    /// into *output: the result frame is *output followed by them. `bulk_owner` keeps them.
+    std::span<const char> bulk;
+    std::shared_ptr<const void> bulk_owner;
+    /// The bulk is a std::vector<char>'s bytes: the parent reads them apart from the rest of
     /// the frame, into a vector of their own, which becomes the result as it is.
-    bool tail_apart = false;
+    bool bulk_apart = false;
 };
 
 /// A result whose bytes number at least this many is sent from the result itself, not copied
-/// into the result frame first (see task_call::tail): one copy of it fewer in the worker.
+/// into the result frame first (see task_call::bulk): one copy of it fewer in the worker.
 inline constexpr std::size_t detach_bytes = std::size_t{64} << 10;
 
 template <class F>
@@ -182,13 +182,13 @@ private:
                 if constexpr (is_detachable<result_type>::value) {
                     if (i + 1 == call.item_count) {
                         // The last result: a large one's bytes go from where they are, kept
-                        // alive (and found again after the move) by tail_owner.
+                        // alive (and found again after the move) by bulk_owner.
                         const std::size_t n = out.write_detachable(result, detach_bytes).size();
                         if (n != 0) {
                             auto owner = std::make_shared<const result_type>(std::move(result));
-                            call.tail = {reinterpret_cast<const char*>(owner->data()), n};
-                            call.tail_owner = std::move(owner);
-                            call.tail_apart = std::is_same_v<result_type, std::vector<char>>;
+                            call.bulk = {reinterpret_cast<const char*>(owner->data()), n};
+                            call.bulk_owner = std::move(owner);
+                            call.bulk_apart = std::is_same_v<result_type, std::vector<char>>;
                         }
                         ++call.ok_count;
                         break;

@@ -43,9 +43,9 @@ namespace procpool::detail {
 /// the io thread, where callbacks run, as in Python.
 ///
 /// A large std::vector<char> result is read straight into the vector that becomes it
-/// (chunk_outcome::tail), which leaves nothing to decode, but its pages to fault in. So a
+/// (chunk_outcome::bulk), which leaves nothing to decode, but its pages to fault in. So a
 /// waiter with no deadline readies buffers of that size for the next ones meanwhile
-/// (frame_spares::ready_tail), woken for it at each such result, at most one per chunk still
+/// (frame_spares::ready_bulk), woken for it at each such result, at most one per chunk still
 /// to come.
 template <class R>
 class vector_result final : public result_state<std::vector<R>> {
@@ -75,10 +75,10 @@ public:
     }
 
     void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept override {
-        note_tail(outcome);
+        note_bulk(outcome);
         if (hand_over(chunk, outcome))
             return;
-        deliver(chunk, outcome.ok_count, outcome.results, outcome.tail, outcome.error);
+        deliver(chunk, outcome.ok_count, outcome.results, outcome.bulk, outcome.error);
         count_completed();
     }
 
@@ -136,18 +136,18 @@ private:
         return true;
     }
 
-    /// Called by the io thread: a chunk whose last result came apart, large (chunk_outcome::tail),
+    /// Called by the io thread: a chunk whose last result came apart, large (chunk_outcome::bulk),
     /// asks an idle waiter to ready a buffer for the next (see the class comment).
-    void note_tail(const chunk_outcome& outcome) noexcept {
-        if (outcome.tail == nullptr || outcome.spares == nullptr ||
-            outcome.tail->size() < frame_spares::min_tail_bytes)
+    void note_bulk(const chunk_outcome& outcome) noexcept {
+        if (outcome.bulk == nullptr || outcome.spares == nullptr ||
+            outcome.bulk->size() < frame_spares::min_bulk_bytes)
             return;
         // relaxed: a hint for the size of the next buffers, read under the mutex below.
-        tail_bytes_.store(outcome.tail->size(), std::memory_order_relaxed);
+        bulk_bytes_.store(outcome.bulk->size(), std::memory_order_relaxed);
         {
             std::lock_guard lock(progress_mutex_);
-            if (!tails_)
-                tails_ = outcome.spares->shared_from_this();
+            if (!bulk_buffers_)
+                bulk_buffers_ = outcome.spares->shared_from_this();
             if (idle_helpers_.load(std::memory_order_relaxed) == 0)
                 return;
         }
@@ -157,7 +157,7 @@ private:
     /// Blocks until `done()` or `deadline`, decoding what the io thread hands over meanwhile;
     /// never leaves work handed to it. Returns done(). `counting`: done() is about the count of
     /// completed chunks, so every completion must wake this thread; otherwise it is about the
-    /// whole result, and only its end (finished()), a hand-over or a large tail does.
+    /// whole result, and only its end (finished()), a hand-over or a large bulk does.
     template <class Done>
     bool help_until(Done done, bool counting, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(progress_mutex_);
@@ -171,7 +171,7 @@ private:
                 handed work = std::move(handed_.front());
                 handed_.pop_front();
                 lock.unlock();
-                deliver(work.chunk, work.ok_count, work.results.bytes(), work.results.tail(),
+                deliver(work.chunk, work.ok_count, work.results.bytes(), work.results.bulk(),
                         nullptr);
                 work = {}; // its buffer back to the spares
                 count_completed();
@@ -180,14 +180,14 @@ private:
             }
             if (timed_out || done())
                 break;
-            if (tails_ && deadline == std::chrono::steady_clock::time_point::max()) {
-                // Readies one buffer for a tail to come, at most one per chunk not yet
+            if (bulk_buffers_ && deadline == std::chrono::steady_clock::time_point::max()) {
+                // Readies one buffer for a bulk to come, at most one per chunk not yet
                 // completed; the mutex is not held meanwhile (the io thread may hand over).
-                const std::shared_ptr<frame_spares> tails = tails_;
-                const std::size_t bytes = tail_bytes_.load(std::memory_order_relaxed);
+                const std::shared_ptr<frame_spares> bulk_buffers = bulk_buffers_;
+                const std::size_t bytes = bulk_bytes_.load(std::memory_order_relaxed);
                 const std::size_t left = chunks_ - std::min(chunks_, completed_.load());
                 lock.unlock();
-                const bool readied = tails->ready_tail(bytes, left);
+                const bool readied = bulk_buffers->ready_bulk(bytes, left);
                 lock.lock();
                 if (readied)
                     continue;
@@ -220,17 +220,17 @@ private:
         progress_.notify_all();
     }
 
-    /// Decodes a chunk's results (and `tail`: chunk_outcome::tail) into place, then completes
+    /// Decodes a chunk's results (and `bulk`: chunk_outcome::bulk) into place, then completes
     /// the result when it was the last chunk or failed. Several threads may deliver different
     /// chunks at once.
     void deliver(std::size_t chunk, std::uint64_t ok_count, std::span<const char> results,
-                 std::vector<char>* tail, const std::exception_ptr& error) noexcept {
+                 std::vector<char>* bulk, const std::exception_ptr& error) noexcept {
         if (this->ready())
             return;
         std::exception_ptr failure = error;
         if (ok_count > 0) {
             try {
-                decode_chunk(chunk * chunksize_, ok_count, results, tail);
+                decode_chunk(chunk * chunksize_, ok_count, results, bulk);
             } catch (...) {
                 failure = std::current_exception();
             }
@@ -254,7 +254,7 @@ private:
 
     /// Decodes `count` results into values_ from index `first`.
     void decode_chunk(std::size_t first, std::uint64_t count, std::span<const char> results,
-                      std::vector<char>* tail) {
+                      std::vector<char>* bulk) {
         if (first > values_.size() || count > values_.size() - first)
             throw std::out_of_range("procpool: a chunk has more results than the map has items");
         if constexpr (is_bytes<R>::value) { // a plain value, encoded as its bytes
@@ -263,7 +263,7 @@ private:
                 throw_decode_error("input stream error: the value is truncated");
             std::memcpy(values_.data() + first, results.data(), count * sizeof(R));
         } else {
-            value_decoder<R> decoder(results, tail);
+            value_decoder<R> decoder(results, bulk);
             for (std::uint64_t i = 0; i < count; ++i)
                 values_[first + i] = decode_value<R>(decoder);
         }
@@ -284,9 +284,9 @@ private:
     std::atomic<int> count_waiters_{0}; // threads waiting for a count (wait_completed)
     std::atomic<std::size_t> idle_helpers_{0};
     std::deque<handed> handed_;
-    // Where to ready buffers for tails (see note_tail), once a large one came; and its size.
-    std::shared_ptr<frame_spares> tails_;
-    std::atomic<std::size_t> tail_bytes_{0};
+    // Where to ready buffers for bulks (see note_bulk), once a large one came; and its size.
+    std::shared_ptr<frame_spares> bulk_buffers_;
+    std::atomic<std::size_t> bulk_bytes_{0};
 };
 
 } // namespace procpool::detail

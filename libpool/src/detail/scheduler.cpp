@@ -1,0 +1,312 @@
+// The scheduler. See scheduler.hpp.
+#include "scheduler.hpp"
+
+#include <procpool/detail/codec.hpp>
+#include <procpool/detail/exception_codec.hpp>
+#include <procpool/detail/frame_spares.hpp>
+#include <procpool/detail/launch.hpp>
+#include <procpool/detail/wire.hpp>
+#include <procpool/errors.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <sys/wait.h>
+
+namespace procpool::detail {
+
+static_assert(offsetof(task_header, task_id) == 0, "dispatch patches task_id at offset 0");
+
+scheduler::scheduler(transport& workers, std::shared_ptr<const std::vector<char>> initializer_frame,
+                     std::uint64_t max_tasks, std::shared_ptr<frame_spares> spares,
+                     failure_handler on_failure)
+    : transport_(workers)
+    , initializer_frame_(std::move(initializer_frame))
+    , max_tasks_(max_tasks)
+    , spares_(std::move(spares))
+    , on_failure_(std::move(on_failure)) {
+    workers_.resize(transport_.size());
+    for (std::uint32_t i = 0; i < workers_.size(); ++i)
+        workers_[i].index = i;
+}
+
+void scheduler::start_all() {
+    for (worker_state& w : workers_)
+        start(w);
+}
+
+void scheduler::start(worker_state& w) {
+    w.initializer_unsent = initializer_frame_ != nullptr;
+    w.queue.clear();
+    w.sent = 0;
+    w.assigned = 0;
+    w.ready = false;
+    w.stop_sent = false;
+    w.pid = transport_.start(w.index);
+    w.alive = true;
+}
+
+void scheduler::enqueue(std::deque<outgoing_chunk>& chunks) {
+    std::move(chunks.begin(), chunks.end(), std::back_inserter(pending_));
+    chunks.clear();
+}
+
+void scheduler::enqueue(outgoing_chunk chunk) {
+    pending_.push_back(std::move(chunk));
+}
+
+std::size_t scheduler::window() const noexcept {
+    return flow::chunks_per_worker(mean_chunk_ns_, flow::min_window, flow::max_window);
+}
+
+void scheduler::dispatch() {
+    const std::size_t limit = window();
+    while (!pending_.empty()) {
+        worker_state* best = nullptr;
+        for (worker_state& w : workers_) {
+            if (!w.alive || w.stop_sent || w.queue.size() >= limit)
+                continue;
+            if (max_tasks_ != 0 && w.assigned >= max_tasks_)
+                continue;
+            if (best == nullptr || w.queue.size() < best->queue.size())
+                best = &w;
+        }
+        if (best == nullptr)
+            return;
+        outgoing_chunk chunk = std::move(pending_.front());
+        pending_.pop_front();
+        const std::uint64_t id = next_task_id_++;
+        std::memcpy(chunk.frame.data(), &id, sizeof id);
+        best->queue.push_back({id, std::move(chunk)});
+        ++best->assigned;
+    }
+}
+
+bool scheduler::feed(std::uint32_t index) {
+    worker_state& w = workers_[index];
+    if (!w.alive)
+        return false;
+    try {
+        return transport_.send(w.index, [&]() -> std::span<const std::byte> {
+            if (w.initializer_unsent) {
+                w.initializer_unsent = false;
+                return std::as_bytes(std::span(*initializer_frame_));
+            }
+            if (w.sent < w.queue.size())
+                return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
+            return {};
+        });
+    } catch (...) {
+        fail(std::current_exception()); // the transport cannot go on (no shared memory)
+        return true;
+    }
+}
+
+bool scheduler::drain(std::uint32_t index) {
+    worker_state& w = workers_[index];
+    if (!w.alive)
+        return false;
+    return transport_.receive(w.index,
+                              [&](std::span<const std::byte> frame, std::vector<char>* storage,
+                                  std::vector<char>* bulk) { on_frame(w, frame, storage, bulk); });
+}
+
+bool scheduler::feed_all() {
+    bool moved = false;
+    for (std::uint32_t i = 0; i < workers_.size(); ++i)
+        moved |= feed(i);
+    return moved;
+}
+
+bool scheduler::drain_all() {
+    bool moved = false;
+    for (std::uint32_t i = 0; i < workers_.size(); ++i)
+        moved |= drain(i);
+    return moved;
+}
+
+void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
+                         std::vector<char>* storage, std::vector<char>* bulk) {
+    const auto bytes =
+        std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
+    if (bytes.size() < sizeof(result_header)) {
+        fail(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
+        return;
+    }
+    const auto header = read_pod<result_header>(bytes);
+    const auto payload = bytes.subspan(sizeof header);
+    if (header.failed && header.error_offset > payload.size()) {
+        fail(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
+        return;
+    }
+    chunk_outcome outcome;
+    outcome.ok_count = header.ok_count;
+    outcome.exec_ns = header.exec_ns;
+    if (header.failed) {
+        outcome.results = payload.first(header.error_offset);
+        outcome.error = decode_error_record(payload.subspan(header.error_offset));
+    } else {
+        outcome.results = payload;
+        outcome.bulk = bulk; // a failed chunk's frame has none
+    }
+
+    w.ready = true;
+    start_failures_ = 0;
+    if (header.kind == frame_kind::initializer_done) {
+        if (header.failed) {
+            std::string what = "unknown error";
+            try {
+                std::rethrow_exception(outcome.error);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            fail(std::make_exception_ptr(error("procpool: the initializer failed in worker " +
+                                               std::to_string(w.pid) + ": " + what)));
+        }
+        return;
+    }
+    if (w.queue.empty() || w.queue.front().id != header.task_id) {
+        fail(std::make_exception_ptr(
+            error("procpool: a worker returned a result for a task it was not given")));
+        return;
+    }
+    dispatched d = std::move(w.queue.front());
+    w.queue.pop_front();
+    --w.sent;
+    const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
+    mean_chunk_ns_.add(ns);
+    // The task frame is spare from here on (the worker read all of it before it answered),
+    // and often the one buffer large enough to take the results' place (see vector_result).
+    spares_->give(std::move(d.chunk.frame));
+    outcome.spares = spares_.get();
+    outcome.storage = storage;
+    d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+}
+
+void scheduler::on_exit(const worker_exit& report) {
+    worker_state& w = workers_.at(report.index);
+    if (!w.alive || w.pid != report.pid)
+        return;
+    drain(w.index); // every result it published counts
+    w.alive = false;
+    const last_words words = transport_.ended(w.index);
+    const std::uint64_t running = words.running_task;
+    const bool clean =
+        WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 && words.left_cleanly;
+    const bool was_ready = w.ready || words.was_ready;
+
+    std::deque<outgoing_chunk> unstarted;
+    for (dispatched& d : w.queue) {
+        if (running != 0 && d.id == running) {
+            const std::string how = describe_wait_status(report.status);
+            std::optional<int> code, signal;
+            if (WIFSIGNALED(report.status))
+                signal = WTERMSIG(report.status);
+            else if (WIFEXITED(report.status))
+                code = WEXITSTATUS(report.status);
+            chunk_outcome outcome;
+            outcome.error = std::make_exception_ptr(
+                worker_lost_error("procpool: worker " + std::to_string(report.pid) + " " + how +
+                                      " while running a task",
+                                  report.pid, code, signal));
+            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+        } else {
+            unstarted.push_back(std::move(d.chunk));
+        }
+    }
+    w.queue.clear();
+    w.sent = 0;
+    pending_.insert(pending_.begin(), std::make_move_iterator(unstarted.begin()),
+                    std::make_move_iterator(unstarted.end()));
+
+    if (!clean && !was_ready) {
+        if (++start_failures_ >= max_start_failures) {
+            fail(std::make_exception_ptr(
+                error("procpool: workers keep dying before they are ready (the last, " +
+                      std::to_string(report.pid) + ", " + describe_wait_status(report.status) +
+                      "); giving up. Does main() call procpool::init(argc, argv) first?")));
+            return;
+        }
+    }
+    if (w.stop_sent)
+        return; // the pool is winding down: no replacement
+    try {
+        start(w);
+    } catch (...) {
+        fail(std::current_exception());
+    }
+}
+
+void scheduler::stop_workers() {
+    for (worker_state& w : workers_) {
+        if (!w.alive)
+            continue;
+        w.stop_sent = true;
+        if (transport_.stop(w.index))
+            w.alive = false; // gone at once: no exit will be reported
+    }
+}
+
+void scheduler::fail_everything(const std::exception_ptr& error) {
+    chunk_outcome outcome;
+    outcome.error = error;
+    std::vector<std::vector<char>> handed; // frames the transport may still be reading
+    for (worker_state& w : workers_) {
+        for (std::size_t i = 0; i < w.queue.size(); ++i) {
+            dispatched& d = w.queue[i];
+            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+            if (i < w.sent)
+                handed.push_back(std::move(d.chunk.frame));
+        }
+        w.queue.clear();
+        w.sent = 0;
+    }
+    if (!handed.empty())
+        transport_.adopt(std::move(handed));
+    for (outgoing_chunk& c : pending_)
+        c.sink->complete_chunk(c.index, outcome);
+    pending_.clear();
+}
+
+bool scheduler::idle() const noexcept {
+    return pending_.empty() && !in_flight();
+}
+
+bool scheduler::in_flight() const noexcept {
+    return std::any_of(workers_.begin(), workers_.end(),
+                       [](const worker_state& w) { return !w.queue.empty(); });
+}
+
+bool scheduler::all_stopped() const noexcept {
+    return std::none_of(workers_.begin(), workers_.end(),
+                        [](const worker_state& w) { return w.alive; });
+}
+
+bool scheduler::work_ready() {
+    for (worker_state& w : workers_) {
+        if (!w.alive)
+            continue;
+        if (transport_.has_input(w.index))
+            return true;
+        const bool has_output =
+            transport_.sending(w.index) || w.initializer_unsent || w.sent < w.queue.size();
+        if (has_output && transport_.can_send(w.index))
+            return true;
+    }
+    return false;
+}
+
+bool scheduler::only_chunks_of(const result_sink& sink) const noexcept {
+    const auto ours = [&](const outgoing_chunk& c) { return c.sink.get() == &sink; };
+    if (!std::all_of(pending_.begin(), pending_.end(), ours))
+        return false;
+    return std::all_of(workers_.begin(), workers_.end(), [&](const worker_state& w) {
+        return std::all_of(w.queue.begin(), w.queue.end(),
+                           [&](const dispatched& d) { return ours(d.chunk); });
+    });
+}
+
+} // namespace procpool::detail

@@ -1,0 +1,400 @@
+// The scheduler (libpool/src/detail/scheduler.hpp) driven step by step through a fake
+// transport (fake_transport.hpp): dispatch order and windows, results delivered once, stalls,
+// requeue after a death with exactly one failure for the lost task, the start-failure policy,
+// maxtasksperchild, stop and fail_everything. No process, no thread, no sleep, no timing.
+#define PROCPOOL_TEST_SUITE_NAME "scheduler"
+#include "test_main.hpp"
+
+#include "../libpool/src/detail/scheduler.hpp"
+#include "fake_transport.hpp"
+
+#include <procpool/detail/frame_spares.hpp>
+
+#include <csignal>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace procpool::detail;
+using procpool::test::exited_with;
+using procpool::test::fake_transport;
+using procpool::test::killed_by;
+using procpool::test::tagged_frame;
+
+namespace {
+
+/// Records every chunk it is given, in order.
+struct recording_sink final : result_sink {
+    struct record {
+        std::size_t chunk;
+        std::uint64_t ok_count;
+        std::exception_ptr error;
+        std::string results;
+    };
+    void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept override {
+        records.push_back({chunk, outcome.ok_count, outcome.error,
+                           std::string(outcome.results.begin(), outcome.results.end())});
+    }
+    std::size_t count(std::size_t chunk) const {
+        std::size_t n = 0;
+        for (const auto& r : records)
+            n += r.chunk == chunk;
+        return n;
+    }
+    std::vector<record> records;
+};
+
+/// What a message of an exception_ptr says.
+std::string what(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    }
+}
+
+/// A scheduler over a fake transport of `n` workers, its failures recorded.
+struct bench {
+    explicit bench(std::uint32_t n, std::uint64_t max_tasks = 0,
+                   std::shared_ptr<const std::vector<char>> initializer = nullptr)
+        : workers(n)
+        , sched(workers, std::move(initializer), max_tasks,
+                std::make_shared<frame_spares>(8, std::size_t{64} << 20, 4),
+                [this](std::exception_ptr e) { failures.push_back(std::move(e)); }) {
+        sched.start_all();
+    }
+
+    /// Queues chunks tagged first, first + 1, ... of `sink`, chunk index = tag.
+    void submit(std::uint64_t first, std::uint64_t count,
+                const std::shared_ptr<recording_sink>& sink) {
+        for (std::uint64_t tag = first; tag < first + count; ++tag)
+            sched.enqueue(outgoing_chunk{tagged_frame(tag), sink, tag});
+    }
+    /// One turn of the io thread's loop.
+    void turn() {
+        sched.drain_all();
+        sched.dispatch();
+        sched.feed_all();
+    }
+
+    fake_transport workers;
+    std::vector<std::exception_ptr> failures;
+    scheduler sched;
+};
+
+using tags = std::vector<std::uint64_t>;
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(starts_every_worker_once_in_order) {
+    bench b(3);
+    BOOST_TEST((b.workers.started == std::vector<std::uint32_t>{0, 1, 2}));
+    BOOST_TEST(b.sched.idle());
+    BOOST_TEST(!b.sched.all_stopped());
+}
+
+BOOST_AUTO_TEST_CASE(dispatch_gives_each_chunk_to_the_worker_holding_fewest_lowest_first) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 4, sink);
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{0, 2}), boost::test_tools::per_element());
+    BOOST_TEST(b.workers.tags(1) == (tags{1, 3}), boost::test_tools::per_element());
+    // Task ids follow dispatch order, from 1.
+    BOOST_TEST(b.workers.task_ids(0) == (tags{1, 3}), boost::test_tools::per_element());
+    BOOST_TEST(b.workers.task_ids(1) == (tags{2, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_holds_no_more_than_the_window_until_it_answers) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    BOOST_TEST(b.sched.window() == flow::min_window); // nothing measured yet
+    b.submit(0, 10, sink);
+    b.turn();
+    BOOST_TEST(b.sched.queued(0) == flow::min_window);
+    BOOST_TEST(b.sched.queued(1) == flow::min_window);
+    BOOST_TEST(b.sched.has_pending());
+    b.workers.answer(0, 10'000'000); // 10 ms a chunk: the window stays at its least
+    b.turn();
+    BOOST_TEST(b.sched.window() == flow::min_window);
+    BOOST_TEST(b.workers.tags(0) == (tags{2, 4}), boost::test_tools::per_element());
+    BOOST_TEST(b.sched.queued(1) == flow::min_window);
+}
+
+BOOST_AUTO_TEST_CASE(the_window_widens_when_chunks_prove_quick) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 200, sink);
+    b.turn();
+    for (int i = 0; i < 50; ++i) {
+        b.workers.answer(0, 10'000); // 10 us a chunk: about 100 of them make 1 ms
+        b.turn();
+    }
+    BOOST_TEST(b.sched.window() > flow::min_window * 10);
+    BOOST_TEST(b.sched.window() <= flow::max_window);
+    BOOST_TEST(b.sched.queued(0) == std::min<std::size_t>(b.sched.window(), 150));
+}
+
+BOOST_AUTO_TEST_CASE(each_result_completes_its_chunk_once_in_the_order_answered) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 4, sink);
+    b.turn();
+    b.workers.answer(1, 1000, 1, {'b'});
+    b.workers.answer(0, 1000, 1, {'a'});
+    b.turn();
+    b.workers.answer(0);
+    b.workers.answer(1);
+    b.turn();
+    BOOST_REQUIRE(sink->records.size() == 4u);
+    BOOST_TEST(sink->records[0].chunk == 0u); // worker 0 is drained first
+    BOOST_TEST(sink->records[0].results == "a");
+    BOOST_TEST(sink->records[1].chunk == 1u);
+    BOOST_TEST(sink->records[1].results == "b");
+    for (std::size_t chunk = 0; chunk < 4; ++chunk)
+        BOOST_TEST(sink->count(chunk) == 1u);
+    BOOST_TEST(b.sched.idle());
+    BOOST_TEST(b.failures.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_worker_is_given_chunks_but_takes_them_only_once_it_moves) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.workers.workers[0].stalled = true;
+    b.submit(0, 2, sink);
+    b.turn();
+    BOOST_TEST(b.sched.queued(0) == 2u);   // given
+    BOOST_TEST(b.workers.tags(0).empty()); // not taken
+    BOOST_TEST(!b.sched.work_ready());     // nothing the io thread could do: it may sleep
+    b.workers.workers[0].stalled = false;
+    BOOST_TEST(b.sched.work_ready());
+    BOOST_TEST(b.sched.feed(0));
+    BOOST_TEST(b.workers.tags(0) == (tags{0, 1}), boost::test_tools::per_element());
+    BOOST_TEST(!b.sched.work_ready());
+    b.workers.answer(0);
+    BOOST_TEST(b.sched.work_ready()); // a result to read
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_worker_fails_its_running_task_once_and_its_others_run_first_after) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 6, sink); // worker 0: 0, 2; worker 1: 1, 3; pending: 4, 5
+    b.turn();
+    b.workers.answer(0); // chunk 0 done; worker 0 then holds 2 and 4
+    b.turn();
+    BOOST_REQUIRE(b.workers.tags(0) == (tags{2, 4}));
+    const int pid = b.workers.workers[0].pid;
+    const worker_exit report = b.workers.die(0, killed_by(SIGKILL)); // while running chunk 2
+    b.sched.on_exit(report);
+    // Chunk 2 failed, once, with worker_lost_error naming the worker and the signal.
+    BOOST_TEST(sink->count(2) == 1u);
+    bool lost = false;
+    for (const auto& r : sink->records) {
+        if (r.chunk != 2)
+            continue;
+        try {
+            std::rethrow_exception(r.error);
+        } catch (const procpool::worker_lost_error& e) {
+            lost = true;
+            BOOST_TEST(e.pid() == pid);
+            BOOST_TEST(e.signal().value_or(0) == SIGKILL);
+            BOOST_TEST(!e.exit_code().has_value());
+        }
+    }
+    BOOST_TEST(lost);
+    // A replacement started in the same slot; chunk 4, unstarted, goes before chunk 5.
+    BOOST_TEST((b.workers.started == std::vector<std::uint32_t>{0, 1, 0}));
+    BOOST_TEST(b.sched.alive(0));
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{4, 5}), boost::test_tools::per_element());
+    b.workers.answer(0);
+    b.workers.answer(0);
+    b.workers.answer(1);
+    b.workers.answer(1);
+    b.turn();
+    for (std::size_t chunk = 0; chunk < 6; ++chunk)
+        BOOST_TEST(sink->count(chunk) == 1u, "chunk " << chunk);
+    BOOST_TEST(b.sched.idle());
+    BOOST_TEST(b.failures.empty());
+}
+
+BOOST_AUTO_TEST_CASE(results_a_dying_worker_published_count_before_its_loss) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink);
+    b.turn();
+    b.workers.answer(0); // published, not yet read
+    const worker_exit report = b.workers.die(0, killed_by(SIGSEGV));
+    b.sched.on_exit(report);
+    BOOST_REQUIRE(sink->records.size() == 2u);
+    BOOST_TEST(sink->records[0].chunk == 0u);
+    BOOST_TEST(!sink->records[0].error);
+    BOOST_TEST(sink->records[1].chunk == 1u);
+    BOOST_TEST(what(sink->records[1].error).find("while running a task") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_exit_report_for_a_replaced_worker_is_ignored) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 1, sink);
+    b.turn();
+    b.workers.answer(0);
+    b.turn();
+    const worker_exit first = b.workers.die(0, exited_with(3), false);
+    b.sched.on_exit(first);
+    BOOST_REQUIRE(b.workers.started.size() == 2u);
+    b.sched.on_exit(first); // again: the slot has a new pid now
+    BOOST_TEST(b.workers.started.size() == 2u);
+    BOOST_TEST(b.sched.alive(0));
+    BOOST_TEST(sink->records.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(workers_that_keep_dying_before_ready_fail_the_pool_once) {
+    bench b(1);
+    for (int i = 1; i < scheduler::max_start_failures; ++i) {
+        b.sched.on_exit(b.workers.die(0, exited_with(1), false));
+        BOOST_TEST(b.failures.empty());
+        BOOST_TEST(b.sched.alive(0)); // replaced
+    }
+    b.sched.on_exit(b.workers.die(0, exited_with(1), false));
+    BOOST_REQUIRE(b.failures.size() == 1u);
+    BOOST_TEST(what(b.failures[0]).find("keep dying before they are ready") != std::string::npos);
+    BOOST_TEST(b.workers.started.size() == std::size_t(scheduler::max_start_failures));
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_answered_resets_the_start_failure_count) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 1; i < scheduler::max_start_failures; ++i)
+            b.sched.on_exit(b.workers.die(0, exited_with(1), false));
+        b.submit(round, 1, sink);
+        b.turn();
+        b.workers.answer(0); // this one got ready: the count starts again
+        b.turn();
+    }
+    BOOST_TEST(b.failures.empty());
+    BOOST_TEST(sink->records.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_replacement_that_cannot_start_fails_the_pool) {
+    bench b(2);
+    b.workers.workers[0].was_ready = true; // a crash after its start: not a start failure
+    b.workers.workers[0].refuse_starts = 1;
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGKILL), false));
+    BOOST_REQUIRE(b.failures.size() == 1u);
+    BOOST_TEST(what(b.failures[0]).find("refused to start") != std::string::npos);
+    BOOST_TEST(!b.sched.alive(0));
+    BOOST_TEST(b.sched.alive(1));
+}
+
+BOOST_AUTO_TEST_CASE(a_result_for_a_task_the_worker_was_not_given_fails_the_pool) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 1, sink);
+    b.turn();
+    result_header forged;
+    forged.task_id = 99;
+    std::vector<char> frame(sizeof forged);
+    std::memcpy(frame.data(), &forged, sizeof forged);
+    b.workers.publish(0, frame);
+    b.turn();
+    BOOST_REQUIRE(b.failures.size() == 1u);
+    BOOST_TEST(what(b.failures[0]).find("not given") != std::string::npos);
+    BOOST_TEST(sink->records.empty()); // the engine fails it (fail_everything), not this path
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_shorter_than_its_header_fails_the_pool) {
+    bench b(1);
+    b.workers.publish(0, {'x', 'y'});
+    b.turn();
+    BOOST_REQUIRE(b.failures.size() == 1u);
+    BOOST_TEST(what(b.failures[0]).find("malformed") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_initializer_goes_first_to_every_worker_and_to_each_replacement) {
+    auto init =
+        std::make_shared<const std::vector<char>>(tagged_frame(77, frame_kind::initializer));
+    bench b(2, 0, init);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink);
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{77, 0}), boost::test_tools::per_element());
+    BOOST_TEST(b.workers.tags(1) == (tags{77, 1}), boost::test_tools::per_element());
+    b.workers.answer(0); // initializer_done
+    b.turn();
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGKILL))); // while running chunk 0
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{77}), boost::test_tools::per_element());
+    BOOST_TEST(sink->count(0) == 1u);
+    BOOST_TEST(b.failures.empty());
+}
+
+BOOST_AUTO_TEST_CASE(maxtasksperchild_caps_the_chunks_given_to_one_process) {
+    bench b(1, 2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 3, sink);
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{0, 1}), boost::test_tools::per_element());
+    b.workers.answer(0);
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(b.sched.queued(0) == 0u); // its quota is spent: chunk 2 waits for a new process
+    BOOST_TEST(b.sched.has_pending());
+    b.workers.workers[0].left_cleanly = true;
+    b.sched.on_exit(b.workers.die(0, exited_with(0), false));
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{2}), boost::test_tools::per_element());
+    BOOST_TEST(b.workers.started.size() == 2u);
+    BOOST_TEST(b.failures.empty());
+}
+
+BOOST_AUTO_TEST_CASE(fail_everything_completes_each_chunk_once_and_hands_over_sent_frames) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 7, sink); // 2 + 2 held, 3 pending
+    b.turn();
+    b.sched.fail_everything(std::make_exception_ptr(procpool::state_error("gone")));
+    BOOST_REQUIRE(sink->records.size() == 7u);
+    for (std::size_t chunk = 0; chunk < 7; ++chunk)
+        BOOST_TEST(sink->count(chunk) == 1u);
+    for (const auto& r : sink->records)
+        BOOST_TEST(what(r.error) == "gone");
+    BOOST_TEST(b.workers.adopted == 4u); // the frames the workers may still be reading
+    BOOST_TEST(b.sched.idle());
+}
+
+BOOST_AUTO_TEST_CASE(stopped_workers_get_no_chunk_and_are_not_replaced) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.sched.stop_workers();
+    BOOST_TEST(b.workers.workers[0].stop_asked);
+    BOOST_TEST(b.workers.workers[1].stop_asked);
+    b.submit(0, 1, sink);
+    b.turn();
+    BOOST_TEST(b.sched.queued(0) + b.sched.queued(1) == 0u);
+    b.workers.workers[0].left_cleanly = b.workers.workers[1].left_cleanly = true;
+    b.sched.on_exit(b.workers.die(0, exited_with(0), false));
+    BOOST_TEST(!b.sched.all_stopped());
+    b.sched.on_exit(b.workers.die(1, exited_with(0), false));
+    BOOST_TEST(b.sched.all_stopped());
+    BOOST_TEST(b.workers.started.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(only_chunks_of_sees_pending_and_held_chunks) {
+    bench b(1);
+    auto mine = std::make_shared<recording_sink>();
+    auto other = std::make_shared<recording_sink>();
+    BOOST_TEST(b.sched.only_chunks_of(*mine)); // an empty pool holds nobody else's
+    b.submit(0, 1, mine);
+    b.turn();
+    BOOST_TEST(b.sched.only_chunks_of(*mine));
+    b.submit(1, 1, other); // pending
+    BOOST_TEST(!b.sched.only_chunks_of(*mine));
+    b.turn(); // held
+    BOOST_TEST(!b.sched.only_chunks_of(*mine));
+    b.workers.answer(0);
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(b.sched.only_chunks_of(*mine));
+}
