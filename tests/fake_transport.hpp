@@ -6,12 +6,15 @@
 
 #include "../libpool/src/detail/transport.hpp"
 
+#include <procpool/detail/result_sink.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
 
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <sys/wait.h>
@@ -45,6 +48,36 @@ inline int exited_with(int code) {
 }
 inline int killed_by(int signal) {
     return signal & 0x7f;
+}
+
+/// Records every chunk it is given, in order.
+struct recording_sink final : detail::result_sink {
+    struct record {
+        std::size_t chunk;
+        std::uint64_t ok_count;
+        std::exception_ptr error;
+        std::string results;
+    };
+    void complete_chunk(std::size_t chunk, const detail::chunk_outcome& outcome) noexcept override {
+        records.push_back({chunk, outcome.ok_count, outcome.error,
+                           std::string(outcome.results.begin(), outcome.results.end())});
+    }
+    std::size_t count(std::size_t chunk) const {
+        std::size_t n = 0;
+        for (const auto& r : records)
+            n += r.chunk == chunk;
+        return n;
+    }
+    std::vector<record> records;
+};
+
+/// What an exception_ptr's exception says.
+inline std::string what(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    }
 }
 
 class fake_transport final : public detail::transport {
@@ -122,6 +155,17 @@ public:
     std::vector<worker> workers;
     std::vector<std::uint32_t> started; // start() calls that succeeded, in order
     std::size_t adopted = 0;            // frames given to adopt()
+    int killed_all = 0;                 // kill_all() calls
+    int shut_down = 0;                  // shutdown() calls
+    /// The engine's exit callback (transport_options::on_exit), for report().
+    std::function<void(const detail::worker_exit&)> on_exit;
+
+    /// Worker `index` dies (as die()) and the engine hears of it, as from a supervisor.
+    void report_death(std::uint32_t index, int status, bool mid_task = true) {
+        const detail::worker_exit report = die(index, status, mid_task);
+        if (on_exit)
+            on_exit(report);
+    }
     int next_pid = 1000;
 
     // ---- the transport seam ----
@@ -188,8 +232,8 @@ public:
     void wait(detail::function_ref<bool()>, bool) override {}
     void wake() noexcept override {}
     void adopt(std::vector<std::vector<char>> frames) override { adopted += frames.size(); }
-    void kill_all() noexcept override {}
-    void shutdown() noexcept override {}
+    void kill_all() noexcept override { ++killed_all; }
+    void shutdown() noexcept override { ++shut_down; }
     std::vector<int> pids() const override {
         std::vector<int> pids;
         for (const auto& w : workers)

@@ -3,7 +3,7 @@
 #define PROCPOOL_TEST_SUITE_NAME "flow_control"
 #include "test_main.hpp"
 
-#include <procpool/detail/flow_control.hpp>
+#include "../libpool/src/detail/flow_control.hpp"
 
 #include <limits>
 

@@ -2,9 +2,9 @@
 #define PROCPOOL_TEST_SUITE_NAME "ring"
 #include "test_main.hpp"
 
-#include <procpool/detail/event.hpp>
-#include <procpool/detail/frame_spares.hpp>
-#include <procpool/detail/ring.hpp>
+#include "../libpool/src/detail/event.hpp"
+#include "../libpool/src/detail/frame_spares.hpp"
+#include "../libpool/src/detail/ring.hpp"
 
 #include <algorithm>
 #include <csignal>

@@ -8,7 +8,7 @@
 #include "../libpool/src/detail/scheduler.hpp"
 #include "fake_transport.hpp"
 
-#include <procpool/detail/frame_spares.hpp>
+#include "../libpool/src/detail/frame_spares.hpp"
 
 #include <csignal>
 #include <memory>
@@ -19,39 +19,11 @@ using namespace procpool::detail;
 using procpool::test::exited_with;
 using procpool::test::fake_transport;
 using procpool::test::killed_by;
+using procpool::test::recording_sink;
 using procpool::test::tagged_frame;
+using procpool::test::what;
 
 namespace {
-
-/// Records every chunk it is given, in order.
-struct recording_sink final : result_sink {
-    struct record {
-        std::size_t chunk;
-        std::uint64_t ok_count;
-        std::exception_ptr error;
-        std::string results;
-    };
-    void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept override {
-        records.push_back({chunk, outcome.ok_count, outcome.error,
-                           std::string(outcome.results.begin(), outcome.results.end())});
-    }
-    std::size_t count(std::size_t chunk) const {
-        std::size_t n = 0;
-        for (const auto& r : records)
-            n += r.chunk == chunk;
-        return n;
-    }
-    std::vector<record> records;
-};
-
-/// What a message of an exception_ptr says.
-std::string what(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        return x.what();
-    }
-}
 
 /// A scheduler over a fake transport of `n` workers, its failures recorded.
 struct bench {

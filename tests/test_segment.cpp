@@ -3,8 +3,8 @@
 #define PROCPOOL_TEST_SUITE_NAME "segment"
 #include "test_main.hpp"
 
-#include <procpool/detail/ring.hpp>
-#include <procpool/detail/segment.hpp>
+#include "../libpool/src/detail/ring.hpp"
+#include "../libpool/src/detail/segment.hpp"
 #include <procpool/errors.hpp>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 #include "detail/transport.hpp"
 
-#include <procpool/detail/launch.hpp>
-#include <procpool/detail/worker.hpp>
+#include "detail/launch.hpp"
+#include "detail/worker.hpp"
 #include <procpool/init.hpp>
 
 #include <cstring>

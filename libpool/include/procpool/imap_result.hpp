@@ -4,7 +4,7 @@
 
 #include <procpool/detail/codec.hpp>
 #include <procpool/detail/decode_value.hpp>
-#include <procpool/detail/imap_channel.hpp>
+#include <procpool/detail/imap_stream.hpp>
 #include <procpool/errors.hpp>
 
 #include <chrono>
@@ -19,89 +19,6 @@
 namespace procpool {
 
 class pool;
-
-namespace detail {
-
-/// Decodes the chunks of one imap in the consumer's thread, one item per next().
-template <class T>
-class imap_reader {
-public:
-    imap_reader(std::shared_ptr<imap_channel> channel, bool error_ends_iteration)
-        : channel_(std::move(channel))
-        , error_ends_(error_ends_iteration) {}
-
-    ~imap_reader() {
-        drop_chunk();
-        channel_->abandon();
-    }
-
-    imap_reader(const imap_reader&) = delete;
-    imap_reader& operator=(const imap_reader&) = delete;
-
-    std::optional<T> next(const std::chrono::steady_clock::time_point* deadline) {
-        std::unique_lock lock(mutex_, std::defer_lock);
-        if (deadline == nullptr)
-            lock.lock();
-        else if (!lock.try_lock_until(*deadline))
-            throw timeout_error("procpool: imap_result::next: no result within the timeout");
-        for (;;) {
-            if (finished_)
-                return std::nullopt;
-            if (left_ > 0) {
-                --left_;
-                try {
-                    return detail::decode_value<T>(*decoder_);
-                } catch (...) {
-                    finish(); // the rest of the chunk cannot be found
-                    throw;
-                }
-            }
-            if (chunk_ && chunk_->error) {
-                const std::exception_ptr error = chunk_->error;
-                drop_chunk();
-                if (error_ends_)
-                    finish();
-                std::rethrow_exception(error);
-            }
-            drop_chunk();
-            std::optional<imap_chunk> chunk = channel_->next(deadline);
-            if (!chunk) {
-                finish();
-                return std::nullopt;
-            }
-            chunk_.emplace(std::move(*chunk));
-            left_ = chunk_->ok_count;
-            if (left_ > 0) {
-                decoder_.emplace(chunk_->results.bytes(), chunk_->results.bulk());
-            }
-        }
-    }
-
-    /// The value an iterator points at.
-    std::optional<T> current;
-
-private:
-    void drop_chunk() noexcept {
-        decoder_.reset();
-        chunk_.reset();
-        left_ = 0;
-    }
-    void finish() noexcept {
-        drop_chunk();
-        finished_ = true;
-        channel_->abandon();
-    }
-
-    std::shared_ptr<imap_channel> channel_;
-    const bool error_ends_;
-    std::timed_mutex mutex_;
-    bool finished_ = false;
-    std::optional<imap_chunk> chunk_;
-    std::optional<value_decoder<T>> decoder_;
-    std::uint64_t left_ = 0;
-};
-
-} // namespace detail
 
 /// The results of imap (input order) or imap_unordered (completion order), produced as the
 /// input is read: a single-pass input range, so range-for works.
@@ -121,6 +38,8 @@ private:
 /// every open imap_result (as Python's does) and its results wait here for next().
 template <class T>
 class imap_result {
+    class reader;
+
 public:
     /// An input iterator; copies share the position (as std::istream_iterator's do).
     class iterator {
@@ -148,9 +67,9 @@ public:
 
     private:
         friend class imap_result;
-        explicit iterator(detail::imap_reader<T>* reader) noexcept
-            : reader_(reader) {}
-        detail::imap_reader<T>* reader_ = nullptr;
+        explicit iterator(reader* r) noexcept
+            : reader_(r) {}
+        reader* reader_ = nullptr;
     };
 
     /// An empty handle: next() throws state_error.
@@ -161,7 +80,7 @@ public:
     /// The next result; nullopt once every result has been returned. Blocks until it is there;
     /// throws the task's exception at its position, or the pool's (worker_lost_error,
     /// state_error when the pool was terminated).
-    std::optional<T> next() { return reader().next(nullptr); }
+    std::optional<T> next() { return get().next(nullptr); }
 
     /// As next(), but throws timeout_error when no result comes within `timeout`; the
     /// iteration stays usable and loses nothing.
@@ -169,12 +88,12 @@ public:
     std::optional<T> next(std::chrono::duration<Rep, Period> timeout) {
         const auto deadline = std::chrono::steady_clock::now() +
                               std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-        return reader().next(&deadline);
+        return get().next(&deadline);
     }
 
     /// Fetches the first result (or the next one, when iteration has begun: single pass).
     iterator begin() {
-        detail::imap_reader<T>& r = reader();
+        reader& r = get();
         r.current = r.next(nullptr);
         return iterator(&r);
     }
@@ -182,16 +101,96 @@ public:
 
 private:
     friend class pool;
-    explicit imap_result(std::unique_ptr<detail::imap_reader<T>> reader) noexcept
-        : reader_(std::move(reader)) {}
+    /// `error_ends_iteration`: a task error ends the iteration (chunksize > 1: the rest of its
+    /// chunk never ran).
+    imap_result(std::shared_ptr<detail::imap_stream> stream, bool error_ends_iteration)
+        : reader_(std::make_unique<reader>(std::move(stream), error_ends_iteration)) {}
 
-    detail::imap_reader<T>& reader() const {
+    reader& get() const {
         if (!reader_)
             throw state_error("imap_result: this handle refers to no imap");
         return *reader_;
     }
 
-    std::unique_ptr<detail::imap_reader<T>> reader_;
+    /// Decodes the chunks of one imap in the consumer's thread, one item per next().
+    class reader {
+    public:
+        reader(std::shared_ptr<detail::imap_stream> channel, bool error_ends_iteration)
+            : channel_(std::move(channel))
+            , error_ends_(error_ends_iteration) {}
+
+        ~reader() {
+            drop_chunk();
+            channel_->abandon();
+        }
+
+        reader(const reader&) = delete;
+        reader& operator=(const reader&) = delete;
+
+        std::optional<T> next(const std::chrono::steady_clock::time_point* deadline) {
+            std::unique_lock lock(mutex_, std::defer_lock);
+            if (deadline == nullptr)
+                lock.lock();
+            else if (!lock.try_lock_until(*deadline))
+                throw timeout_error("procpool: imap_result::next: no result within the timeout");
+            for (;;) {
+                if (finished_)
+                    return std::nullopt;
+                if (left_ > 0) {
+                    --left_;
+                    try {
+                        return detail::decode_value<T>(*decoder_);
+                    } catch (...) {
+                        finish(); // the rest of the chunk cannot be found
+                        throw;
+                    }
+                }
+                if (chunk_ && chunk_->error) {
+                    const std::exception_ptr error = chunk_->error;
+                    drop_chunk();
+                    if (error_ends_)
+                        finish();
+                    std::rethrow_exception(error);
+                }
+                drop_chunk();
+                std::optional<detail::imap_chunk> chunk = channel_->next(deadline);
+                if (!chunk) {
+                    finish();
+                    return std::nullopt;
+                }
+                chunk_.emplace(std::move(*chunk));
+                left_ = chunk_->ok_count;
+                if (left_ > 0) {
+                    decoder_.emplace(chunk_->results.bytes(), chunk_->results.bulk());
+                }
+            }
+        }
+
+        /// The value an iterator points at.
+        std::optional<T> current;
+
+    private:
+        void drop_chunk() noexcept {
+            decoder_.reset();
+            chunk_.reset();
+            left_ = 0;
+        }
+        void finish() noexcept {
+            drop_chunk();
+            finished_ = true;
+            channel_->abandon();
+        }
+
+        std::shared_ptr<detail::imap_stream> channel_;
+        const bool error_ends_;
+        std::timed_mutex mutex_;
+        bool finished_ = false;
+        std::optional<detail::imap_chunk> chunk_;
+        std::optional<detail::value_decoder<T>> decoder_;
+        std::uint64_t left_ = 0;
+    };
+
+    std::unique_ptr<reader> reader_;
 };
 
 } // namespace procpool

@@ -11,6 +11,10 @@
 
 namespace procpool {
 
+namespace detail {
+class engine;
+} // namespace detail
+
 /// A function and its arguments, run once in every worker before its first task, replacement
 /// workers included. Its arguments are encoded when the initializer is made, so a value that
 /// cannot be serialized throws serialization_error here. Cheap to copy (copies share).
@@ -36,10 +40,10 @@ public:
     /// True when there is no function to run.
     bool empty() const noexcept { return frame_ == nullptr; }
 
-    /// The encoded frame (internal: the pool sends it to each new worker).
+private:
+    friend class detail::engine; // sends the frame to each new worker
     const std::shared_ptr<const std::vector<char>>& frame() const noexcept { return frame_; }
 
-private:
     std::shared_ptr<const std::vector<char>> frame_;
 };
 

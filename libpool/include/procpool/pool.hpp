@@ -22,8 +22,8 @@
 namespace procpool {
 
 namespace detail {
-class pool_core;
-class imap_channel;
+class engine;
+class imap_stream;
 class imap_source;
 template <class F, class... Args>
 using apply_result_t = call_result_t<F, std::tuple<std::decay_t<Args>...>, true>;
@@ -154,20 +154,23 @@ private:
     auto stream_chunks(F f, Range&& items, std::size_t chunksize);
 
     /// Makes and starts the channel of an imap. Throws state_error when not running.
-    std::shared_ptr<detail::imap_channel> open_stream(std::unique_ptr<detail::imap_source> source,
-                                                      bool ordered);
+    std::shared_ptr<detail::imap_stream> open_stream(std::unique_ptr<detail::imap_source> source,
+                                                     bool ordered);
 
     void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
     /// As submit, for a task its caller is likely to wait for (a single_result without
-    /// callbacks, which waits through driver()): the core may send it from this thread.
+    /// callbacks, which waits through driver()): the engine may send it from this thread.
     void submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
     std::weak_ptr<detail::result_driver> driver() const noexcept;
+    /// An empty buffer with room for a large frame, from a chunk this pool completed, or an
+    /// empty vector: encoding into it fills pages already in memory.
+    std::vector<char> take_frame_buffer() noexcept;
     /// Submits frames as chunks first_index, first_index + 1, ... of `sink`.
     void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
                 std::size_t first_index = 0);
 
     // Shared: an imap_result reaches the pool through a weak_ptr, so that it outlives it safely.
-    std::shared_ptr<detail::pool_core> core_;
+    std::shared_ptr<detail::engine> engine_;
 };
 
 } // namespace procpool

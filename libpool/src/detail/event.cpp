@@ -1,6 +1,6 @@
 // Futex calls behind detail/event.hpp. The futex is shared (no FUTEX_PRIVATE_FLAG): the word
 // lives in memory mapped by several processes.
-#include <procpool/detail/event.hpp>
+#include "event.hpp"
 
 #include <climits>
 #include <ctime>

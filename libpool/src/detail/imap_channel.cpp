@@ -1,5 +1,5 @@
 // See detail/imap_channel.hpp.
-#include <procpool/detail/imap_channel.hpp>
+#include "imap_channel.hpp"
 #include <procpool/errors.hpp>
 
 #include <algorithm>
@@ -13,7 +13,7 @@ namespace {
 constexpr std::size_t rest_batch = 64;
 } // namespace
 
-imap_channel::imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source,
+imap_channel::imap_channel(std::weak_ptr<engine> core, std::unique_ptr<imap_source> source,
                            bool ordered, std::size_t processes)
     : core_(std::move(core))
     , ordered_(ordered)
@@ -65,12 +65,12 @@ void imap_channel::top_up(std::size_t limit) noexcept {
     bool end = false;
     std::exception_ptr error;
     const std::shared_ptr<result_sink> self = shared_from_this();
-    const std::shared_ptr<pool_core> core = core_.lock();
+    const std::shared_ptr<engine> core = core_.lock();
     while (!end && outstanding < limit) {
         std::vector<outgoing_chunk> batch;
         std::size_t frame_bytes = 0;
         while (outstanding + batch.size() < limit && batch.size() < rest_batch) {
-            encoded_chunk chunk = source_->next_chunk(core.get());
+            encoded_chunk chunk = source_->next_chunk(core ? core->spares() : nullptr);
             if (!chunk.frame.empty()) {
                 frame_bytes += chunk.frame.size();
                 batch.push_back({std::move(chunk.frame), self, next_index + batch.size()});

@@ -1,7 +1,7 @@
 // See io_role.hpp.
 #include "io_role.hpp"
 
-#include <procpool/detail/event.hpp>
+#include "event.hpp"
 
 #include <thread>
 

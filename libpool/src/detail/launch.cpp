@@ -13,9 +13,9 @@
 // parent's executor: the string fits std::string's inline buffer, so the child never calls malloc.
 #define BOOST_POSIX_HAS_VFORK 1
 
-#include <procpool/detail/launch.hpp>
-#include <procpool/detail/throw_error.hpp>
-#include <procpool/detail/worker.hpp>
+#include "launch.hpp"
+#include "throw_error.hpp"
+#include "worker.hpp"
 #include <procpool/errors.hpp>
 
 #include <boost/process/args.hpp>

@@ -1,10 +1,10 @@
 // The scheduler. See scheduler.hpp.
 #include "scheduler.hpp"
 
+#include "frame_spares.hpp"
+#include "launch.hpp"
 #include <procpool/detail/codec.hpp>
 #include <procpool/detail/exception_codec.hpp>
-#include <procpool/detail/frame_spares.hpp>
-#include <procpool/detail/launch.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
 
@@ -181,7 +181,7 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
     // The task frame is spare from here on (the worker read all of it before it answered),
     // and often the one buffer large enough to take the results' place (see vector_result).
     spares_->give(std::move(d.chunk.frame));
-    outcome.spares = spares_.get();
+    outcome.spares = spares_;
     outcome.storage = storage;
     d.chunk.sink->complete_chunk(d.chunk.index, outcome);
 }

@@ -16,8 +16,8 @@
 
 #include "transport.hpp"
 
-#include <procpool/detail/core.hpp>
-#include <procpool/detail/flow_control.hpp>
+#include "flow_control.hpp"
+#include <procpool/detail/result_sink.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +31,13 @@
 namespace procpool::detail {
 
 class frame_spares;
+
+/// One task frame on its way to a worker, and where its outcome goes.
+struct outgoing_chunk {
+    std::vector<char> frame;           ///< task_header and archive (task_id patched on dispatch)
+    std::shared_ptr<result_sink> sink; ///< gets complete_chunk(index, ...) exactly once
+    std::size_t index = 0;
+};
 
 class scheduler {
 public:

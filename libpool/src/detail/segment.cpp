@@ -1,7 +1,7 @@
 // The pool's shared-memory segment, on Boost.Interprocess: see detail/segment.hpp.
-#include <procpool/detail/segment.hpp>
+#include "segment.hpp"
+#include "throw_error.hpp"
 #include <procpool/detail/task_identity.hpp>
-#include <procpool/detail/throw_error.hpp>
 #include <procpool/errors.hpp>
 
 #include <boost/interprocess/mapped_region.hpp>

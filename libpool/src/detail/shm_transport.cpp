@@ -10,11 +10,11 @@
 // stall the others.
 #include "transport.hpp"
 
-#include <procpool/detail/event.hpp>
-#include <procpool/detail/launch.hpp>
-#include <procpool/detail/segment.hpp>
-#include <procpool/detail/throw_error.hpp>
-#include <procpool/detail/worker.hpp>
+#include "event.hpp"
+#include "launch.hpp"
+#include "segment.hpp"
+#include "throw_error.hpp"
+#include "worker.hpp"
 #include <procpool/errors.hpp>
 
 #include <algorithm>

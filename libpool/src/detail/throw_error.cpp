@@ -1,4 +1,4 @@
-#include <procpool/detail/throw_error.hpp>
+#include "throw_error.hpp"
 #include <procpool/errors.hpp>
 
 #include <cstring>

@@ -6,10 +6,10 @@
 // resets the rings, and starts a replacement.
 #include "executor.hpp"
 
-#include <procpool/detail/launch.hpp>
-#include <procpool/detail/segment.hpp>
+#include "launch.hpp"
+#include "segment.hpp"
+#include "worker.hpp"
 #include <procpool/detail/wire.hpp>
-#include <procpool/detail/worker.hpp>
 #include <procpool/errors.hpp>
 
 #include <chrono>

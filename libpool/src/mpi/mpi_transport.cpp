@@ -27,7 +27,7 @@
 #include "../detail/executor.hpp"
 #include "../detail/transport.hpp"
 
-#include <procpool/detail/event.hpp>
+#include "../detail/event.hpp"
 #include <procpool/detail/exception_codec.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>

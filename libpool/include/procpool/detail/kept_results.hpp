@@ -2,7 +2,6 @@
 // the io thread may decode them: vector_result's waiters, and imap's consumer.
 #pragma once
 
-#include <procpool/detail/frame_spares.hpp>
 #include <procpool/detail/result_sink.hpp>
 
 #include <cstddef>
@@ -59,7 +58,7 @@ public:
                 return std::nullopt;
             kept.buffer_.assign(outcome.results.begin(), outcome.results.end()); // no allocation
         }
-        kept.spares_ = outcome.spares->shared_from_this();
+        kept.spares_ = outcome.spares;
         kept.take_bulk(outcome);
         return kept;
     }
@@ -86,8 +85,8 @@ private:
     std::vector<char> buffer_; // holds the results at [offset_, offset_ + size_)
     std::size_t offset_ = 0;
     std::size_t size_ = 0;
-    std::shared_ptr<frame_spares> spares_; // where buffer_ goes back, or null
-    std::vector<char> bulk_;               // see chunk_outcome::bulk
+    std::shared_ptr<spare_buffers> spares_; // where buffer_ goes back, or null
+    std::vector<char> bulk_;                // see chunk_outcome::bulk
 };
 
 } // namespace procpool::detail

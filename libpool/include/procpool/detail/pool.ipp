@@ -89,7 +89,7 @@ private:
 };
 
 /// The encoding loop of map, starmap and imap: adds items from `it` to `encoder`, which it
-/// starts on take_buffer() (storage to reuse: pool_core::take_frame_buffer) if it is empty,
+/// starts on take_buffer() (storage to reuse: pool::take_frame_buffer) if it is empty,
 /// until the encoder holds `chunksize` items or the input ends. On an exception, `encoder`
 /// keeps the items added before it.
 template <bool Star, class F, class Item, class It, class End, class TakeBuffer>
@@ -148,16 +148,15 @@ public:
         , view_(std::move(view))
         , chunksize_(chunksize) {}
 
-    encoded_chunk next_chunk(pool_core* core) noexcept override {
+    encoded_chunk next_chunk(spare_buffers* spares) noexcept override {
         encoded_chunk chunk;
         std::optional<frame_encoder<F, item_type, false>> encoder;
         try {
             if (!position_)
                 position_.emplace(std::ranges::begin(view_));
             auto& it = *position_;
-            fill_chunk<false>(encoder, f_, it, std::ranges::end(view_), chunksize_, [core] {
-                return core ? core->take_frame_buffer() : std::vector<char>{};
-            });
+            fill_chunk<false>(encoder, f_, it, std::ranges::end(view_), chunksize_,
+                              [spares] { return spares ? spares->take() : std::vector<char>{}; });
             chunk.end = it == std::ranges::end(view_);
         } catch (...) {
             chunk.error = std::current_exception();
@@ -243,7 +242,7 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
         while (it != end) {
             std::optional<detail::frame_encoder<F, item_type, Star>> encoder;
             detail::fill_chunk<Star>(encoder, f, it, end, chunksize,
-                                     [this] { return core_->take_frame_buffer(); });
+                                     [this] { return take_frame_buffer(); });
             const bool full = encoder->size() == chunksize;
             frames.push_back(std::move(*encoder).finish());
             if (!full)
@@ -307,8 +306,7 @@ auto pool::stream_chunks(F f, Range&& items, std::size_t chunksize) {
     auto source =
         std::make_unique<detail::range_source<F, decltype(view)>>(f, std::move(view), chunksize);
     auto channel = open_stream(std::move(source), Ordered);
-    return imap_result<result_type>(
-        std::make_unique<detail::imap_reader<result_type>>(std::move(channel), chunksize > 1));
+    return imap_result<result_type>(std::move(channel), chunksize > 1);
 }
 
 template <class F, std::ranges::input_range Range>

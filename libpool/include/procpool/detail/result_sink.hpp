@@ -1,14 +1,16 @@
-// What the pool core delivers for each chunk it ran, and to whom: the contract between the core
-// and the result states (result_state.hpp, imap_channel.hpp), which know nothing else of it.
+// What the engine delivers for each chunk it ran, and to whom: the contract between the core
+// and the result states (result_state.hpp; imap's channel in the library), which know nothing else
+// of it.
 #pragma once
 
-#include <procpool/detail/frame_spares.hpp>
+#include <procpool/detail/spare_buffers.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -22,7 +24,7 @@ struct chunk_outcome {
     std::uint64_t exec_ns = 0;     ///< the worker's time on the chunk (0 when lost)
     /// The pool's spare buffers, when a sink may keep `results` to decode them later on another
     /// thread (see vector_result); null otherwise.
-    frame_spares* spares = nullptr;
+    std::shared_ptr<spare_buffers> spares;
     /// With `spares`: the buffer holding `results`, when a sink may take it by swapping in a
     /// spare (frame_reader::storage); null when it must copy them out instead.
     std::vector<char>* storage = nullptr;
@@ -32,7 +34,7 @@ struct chunk_outcome {
     std::vector<char>* bulk = nullptr;
 };
 
-/// Receives the outcome of chunks. The pool core calls complete_chunk exactly once per chunk,
+/// Receives the outcome of chunks. The engine calls complete_chunk exactly once per chunk,
 /// from one thread at a time (the result thread, or the thread ending the pool).
 class result_sink {
 public:
@@ -41,7 +43,7 @@ public:
 };
 
 /// What a thread waiting for a result can ask of the pool that will complete it: to move its
-/// frames itself while it waits, instead of sleeping until the io thread wakes it (pool_core).
+/// frames itself while it waits, instead of sleeping until the io thread wakes it (the engine).
 class result_driver {
 public:
     /// Moves frames until `done` is true, `deadline` passes, or a short spin ends, when `mine`

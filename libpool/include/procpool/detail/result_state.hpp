@@ -1,6 +1,6 @@
 // The parent's side of a submitted task: where the result thread delivers what a worker sent
 // back, and where callers wait for it. The shapes of result are apart: single_result.hpp
-// (apply), vector_result.hpp (map); imap's is imap_channel.hpp.
+// (apply), vector_result.hpp (map); imap's is the library's imap_channel (imap_stream.hpp).
 #pragma once
 
 #include <procpool/detail/result_sink.hpp>

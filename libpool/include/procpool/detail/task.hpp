@@ -215,7 +215,7 @@ private:
 template <class F, class Item, bool Star>
 class frame_encoder {
 public:
-    /// `buffer`: storage to reuse (its contents are dropped), such as pool_core's
+    /// `buffer`: storage to reuse (its contents are dropped), such as the engine's
     /// take_frame_buffer() gives: a large frame then fills pages already in memory.
     frame_encoder(const F& f, frame_kind kind, std::vector<char> buffer = {})
         : frame_(std::move(buffer))

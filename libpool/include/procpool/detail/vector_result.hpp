@@ -4,7 +4,6 @@
 
 #include <procpool/detail/codec.hpp>
 #include <procpool/detail/decode_value.hpp>
-#include <procpool/detail/frame_spares.hpp>
 #include <procpool/detail/kept_results.hpp>
 #include <procpool/detail/result_sink.hpp>
 #include <procpool/detail/result_state.hpp>
@@ -45,7 +44,7 @@ namespace procpool::detail {
 /// A large std::vector<char> result is read straight into the vector that becomes it
 /// (chunk_outcome::bulk), which leaves nothing to decode, but its pages to fault in. So a
 /// waiter with no deadline readies buffers of that size for the next ones meanwhile
-/// (frame_spares::ready_bulk), woken for it at each such result, at most one per chunk still
+/// (spare_buffers::ready_bulk), woken for it at each such result, at most one per chunk still
 /// to come.
 template <class R>
 class vector_result final : public result_state<std::vector<R>> {
@@ -140,14 +139,14 @@ private:
     /// asks an idle waiter to ready a buffer for the next (see the class comment).
     void note_bulk(const chunk_outcome& outcome) noexcept {
         if (outcome.bulk == nullptr || outcome.spares == nullptr ||
-            outcome.bulk->size() < frame_spares::min_bulk_bytes)
+            outcome.bulk->size() < spare_buffers::min_bulk_bytes)
             return;
         // relaxed: a hint for the size of the next buffers, read under the mutex below.
         bulk_bytes_.store(outcome.bulk->size(), std::memory_order_relaxed);
         {
             std::lock_guard lock(progress_mutex_);
             if (!bulk_buffers_)
-                bulk_buffers_ = outcome.spares->shared_from_this();
+                bulk_buffers_ = outcome.spares;
             if (idle_helpers_.load(std::memory_order_relaxed) == 0)
                 return;
         }
@@ -183,7 +182,7 @@ private:
             if (bulk_buffers_ && deadline == std::chrono::steady_clock::time_point::max()) {
                 // Readies one buffer for a bulk to come, at most one per chunk not yet
                 // completed; the mutex is not held meanwhile (the io thread may hand over).
-                const std::shared_ptr<frame_spares> bulk_buffers = bulk_buffers_;
+                const std::shared_ptr<spare_buffers> bulk_buffers = bulk_buffers_;
                 const std::size_t bytes = bulk_bytes_.load(std::memory_order_relaxed);
                 const std::size_t left = chunks_ - std::min(chunks_, completed_.load());
                 lock.unlock();
@@ -285,7 +284,7 @@ private:
     std::atomic<std::size_t> idle_helpers_{0};
     std::deque<handed> handed_;
     // Where to ready buffers for bulks (see note_bulk), once a large one came; and its size.
-    std::shared_ptr<frame_spares> bulk_buffers_;
+    std::shared_ptr<spare_buffers> bulk_buffers_;
     std::atomic<std::size_t> bulk_bytes_{0};
 };
 

@@ -18,8 +18,10 @@
 // pay a thread wake-up each (detail/flow_control.hpp has the numbers and their reasons).
 #pragma once
 
-#include <procpool/detail/core.hpp>
-#include <procpool/detail/flow_control.hpp>
+#include "engine.hpp"
+
+#include "flow_control.hpp"
+#include <procpool/detail/imap_stream.hpp>
 #include <procpool/detail/kept_results.hpp>
 #include <procpool/detail/result_sink.hpp>
 
@@ -36,46 +38,20 @@
 
 namespace procpool::detail {
 
-/// The next chunk of an imap's input, encoded as a task frame.
-struct encoded_chunk {
-    std::vector<char> frame;  ///< empty when no item was read
-    std::exception_ptr error; ///< reading or encoding failed after the items in `frame`
-    bool end = false;         ///< no more input: exhausted, or broken (`error`)
-};
-
-/// An imap's input. Called by one thread at a time; never throws (failures go in `error`).
-class imap_source {
-public:
-    virtual ~imap_source() = default;
-    /// Encodes the next chunk, into a buffer of `core` (when not null) that it has to reuse.
-    virtual encoded_chunk next_chunk(pool_core* core) noexcept = 0;
-};
-
-/// A finished chunk as the consumer receives it.
-struct imap_chunk {
-    kept_results results; ///< archive of ok_count results
-    std::uint64_t ok_count = 0;
-    std::exception_ptr error; ///< the item after the ok ones failed (or the chunk was lost)
-};
-
-class imap_channel final : public result_sink,
+class imap_channel final : public imap_stream,
+                           public result_sink,
                            public stream_input,
                            public std::enable_shared_from_this<imap_channel> {
 public:
-    imap_channel(std::weak_ptr<pool_core> core, std::unique_ptr<imap_source> source, bool ordered,
+    imap_channel(std::weak_ptr<engine> core, std::unique_ptr<imap_source> source, bool ordered,
                  std::size_t processes);
 
     /// Registers with the pool and submits the first chunks. Throws state_error (or the
     /// pool's failure) when the pool does not accept work.
     void start();
 
-    /// The next finished chunk in delivery order; nullopt when every chunk has been delivered.
-    /// An input that failed delivers its error as a last chunk. Throws timeout_error when
-    /// `deadline` passes first (nothing is lost). One consumer at a time.
-    std::optional<imap_chunk> next(const std::chrono::steady_clock::time_point* deadline);
-
-    /// The consumer is gone: drops the input and every result still to come. Idempotent.
-    void abandon() noexcept;
+    std::optional<imap_chunk> next(const std::chrono::steady_clock::time_point* deadline) override;
+    void abandon() noexcept override;
 
     void complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept override;
     void read_rest() noexcept override;
@@ -89,7 +65,7 @@ private:
     /// Callers hold input_mutex_.
     void end_input(std::exception_ptr error) noexcept;
 
-    const std::weak_ptr<pool_core> core_;
+    const std::weak_ptr<engine> core_;
     const bool ordered_;
     const std::size_t processes_;
 

@@ -19,8 +19,8 @@
 // outlives neither a normal exit nor a kill -9 of its parent.
 #pragma once
 
-#include <procpool/detail/event.hpp>
-#include <procpool/detail/ring.hpp>
+#include "event.hpp"
+#include "ring.hpp"
 
 #include <algorithm>
 #include <atomic>

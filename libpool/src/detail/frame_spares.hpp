@@ -10,7 +10,9 @@
 // when the results stop coming are kept for the next ones, like the spares, until stop().
 #pragma once
 
-#include <procpool/detail/ring.hpp>
+#include "ring.hpp"
+
+#include <procpool/detail/spare_buffers.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -24,16 +26,10 @@
 
 namespace procpool::detail {
 
-/// Thread-safe. Shared (std::shared_ptr) by the pool and by the results a buffer was lent to,
-/// which may outlive the pool.
-class frame_spares final : public std::enable_shared_from_this<frame_spares>, public bulk_source {
+/// Thread-safe. Made by the engine and shared (std::shared_ptr) with the results a buffer was
+/// lent to, which may outlive the pool.
+class frame_spares final : public spare_buffers, public bulk_source {
 public:
-    /// Only buffers of at least this capacity are kept: smaller ones come from malloc's free
-    /// lists, already in memory.
-    static constexpr std::size_t min_bytes = std::size_t{64} << 10;
-    /// Buffers are readied for bulks of at least this size.
-    static constexpr std::size_t min_bulk_bytes = std::size_t{1} << 20;
-
     /// At most `max_count` spares and `max_bytes` in all; at most `max_ready` buffers readied
     /// for bulks, and `max_bytes` in all.
     frame_spares(std::size_t max_count, std::size_t max_bytes, std::size_t max_ready) noexcept
@@ -65,7 +61,7 @@ public:
     /// `enough` buffers (or max_ready) are readied already, or it would pass max_bytes. For a
     /// thread with nothing better to do while it waits for such bulks. Returns true when it
     /// readied one.
-    bool ready_bulk(std::size_t size, std::size_t enough) noexcept {
+    bool ready_bulk(std::size_t size, std::size_t enough) noexcept override {
         if (size < min_bulk_bytes || !keep_.load(std::memory_order_relaxed))
             return false;
         {
@@ -100,7 +96,7 @@ public:
     void drop_ready() noexcept { let_go(ready_, ready_bytes_, ready_count_); }
 
     /// A kept buffer (emptied) with a capacity of at least `min_capacity`, or an empty vector.
-    std::vector<char> take(std::size_t min_capacity = 0) noexcept {
+    std::vector<char> take(std::size_t min_capacity = 0) noexcept override {
         // relaxed: a hint; the mutex orders the buffers themselves.
         if (count_.load(std::memory_order_relaxed) == 0)
             return {};
@@ -120,7 +116,7 @@ public:
     /// frame_reader::storage). The smallest one already that large is preferred, as it needs no
     /// zeroing and leaves the larger ones for larger frames; else the smallest that can grow to
     /// it within its capacity.
-    std::vector<char> take_room(std::size_t min_size) noexcept {
+    std::vector<char> take_room(std::size_t min_size) noexcept override {
         // relaxed: as in take().
         if (count_.load(std::memory_order_relaxed) == 0)
             return {};
@@ -147,7 +143,7 @@ public:
     }
 
     /// Keeps `buffer` if it is large enough and there is room; otherwise lets it go.
-    void give(std::vector<char>&& buffer) noexcept {
+    void give(std::vector<char>&& buffer) noexcept override {
         const std::size_t bytes = buffer.capacity();
         // relaxed: a hint; a buffer kept after stop() is let go by the next drop().
         if (bytes < min_bytes || !keep_.load(std::memory_order_relaxed))

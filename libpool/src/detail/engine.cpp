@@ -1,4 +1,4 @@
-// The pool engine behind procpool::pool. See detail/core.hpp.
+// The engine behind procpool::pool. See engine.hpp.
 //
 // Threads of the parent:
 //   callers     encode task frames in their own thread and queue them (submit_mutex_).
@@ -33,10 +33,10 @@
 #include "scheduler.hpp"
 #include "transport.hpp"
 
-#include <procpool/detail/core.hpp>
-#include <procpool/detail/event.hpp>
-#include <procpool/detail/frame_spares.hpp>
-#include <procpool/detail/launch.hpp>
+#include "engine.hpp"
+#include "event.hpp"
+#include "frame_spares.hpp"
+#include "launch.hpp"
 #include <procpool/errors.hpp>
 
 #include <cstddef>
@@ -55,74 +55,9 @@ namespace {
 /// thread does (shm_transport's io_spin).
 constexpr auto caller_spin = std::chrono::microseconds(50);
 
-enum class run_state { running, closed, terminating, failed };
-
 } // namespace
 
-struct pool_core::impl {
-    explicit impl(const pool_options& options);
-    ~impl();
-
-    void submit(std::vector<outgoing_chunk> chunks, bool from_stream);
-    void submit_one(outgoing_chunk chunk);
-    bool drive(const result_sink& mine, const std::atomic<bool>& done,
-               std::chrono::steady_clock::time_point deadline) noexcept;
-    std::uint64_t open_stream(std::weak_ptr<stream_input> stream);
-    void close_stream(std::uint64_t id) noexcept;
-    void close();
-    void terminate();
-    void join();
-    std::vector<char> take_frame_buffer() noexcept;
-    std::vector<int> worker_pids() const;
-
-    std::uint32_t processes_ = 0;
-
-private:
-    /// Throws the pool's failure, or state_error unless it takes new work (or, `from_stream`,
-    /// the rest of an open stream). Callers hold mutex_.
-    void require_accepting(bool from_stream) const;
-    void io_loop() noexcept;
-    bool collect();
-    void wait_for_work();
-    void fail_pool(std::exception_ptr error);
-    void fail_everything(const std::exception_ptr& error);
-    void end_threads();
-
-    // The io role (see the file comment and io_role.hpp).
-    void take_role_for_io() noexcept;
-    void release_role_for_caller() noexcept;
-
-    // Shared with callers and the supervisor, guarded by mutex_.
-    mutable std::mutex mutex_;
-    run_state state_ = run_state::running;
-    std::exception_ptr failure_;
-    std::deque<outgoing_chunk> submitted_;
-    std::vector<worker_exit> exits_;
-    std::map<std::uint64_t, std::weak_ptr<stream_input>> streams_; // open imap inputs
-    std::uint64_t next_stream_id_ = 1;
-    bool workers_ended_ = false; // end_threads() reached the transport's shutdown
-    /// Set (under mutex_) whenever something above changed; the io thread clears it.
-    std::atomic<bool> wakeup_{false};
-
-    // Frame buffers of completed chunks, for callers to encode into (take_frame_buffer) and for
-    // handing results to waiting callers (chunk_outcome::spares). At most 4 per worker (a paced
-    // map keeps 2 to 8 per worker outstanding) and 64 MiB in all, about what glibc's malloc may
-    // itself keep of freed memory; close(), terminate() and join() let them go. They are not let
-    // go when the pool merely runs out of work: a map of 16 MiB items often does, between
-    // chunks, while the caller encodes the next one. Also the buffers waiting callers ready for
-    // large results (the transport reads bulks into them): at most 2 per worker, 64 MiB.
-    // Made here, handed to the transport and the scheduler.
-    std::shared_ptr<frame_spares> spares_;
-
-    std::optional<io_role> role_; // made with the transport, which says whether callers drive
-
-    std::mutex lifecycle_mutex_;           // one terminate() or join() at a time
-    std::unique_ptr<transport> transport_; // after what its on_exit callback touches
-    std::optional<scheduler> sched_;       // the io state, under the io role; after transport_
-    std::thread io_thread_;
-};
-
-pool_core::impl::impl(const pool_options& options) {
+engine::engine(const pool_options& options, transport_factory make, bool start_io_thread) {
     if (std::getenv(worker_environment_variable) != nullptr)
         throw state_error("procpool: this process was started as a pool worker but reached a "
                           "pool constructor; call procpool::init(argc, argv) first in main()");
@@ -143,7 +78,7 @@ pool_core::impl::impl(const pool_options& options) {
     };
     const auto initializer_frame = how.initializer_frame;
     const auto max_tasks = how.max_tasks;
-    transport_ = make_transport(std::move(how));
+    transport_ = make(std::move(how));
     processes_ = transport_->size();
     role_.emplace(transport_->callers_may_drive());
 
@@ -153,14 +88,16 @@ pool_core::impl::impl(const pool_options& options) {
     sched_.emplace(*transport_, initializer_frame, max_tasks, spares_,
                    [this](std::exception_ptr e) { fail_pool(std::move(e)); });
     sched_->start_all(); // on failure, ~transport reaps what started
-    io_thread_ = std::thread([this] { io_loop(); });
+    has_io_thread_ = start_io_thread;
+    if (start_io_thread)
+        io_thread_ = std::thread([this] { io_loop(); });
 }
 
-pool_core::impl::~impl() {
+engine::~engine() {
     terminate();
 }
 
-void pool_core::impl::require_accepting(bool from_stream) const {
+void engine::require_accepting(bool from_stream) const {
     if (state_ == run_state::failed)
         std::rethrow_exception(failure_);
     const bool accepting =
@@ -169,7 +106,7 @@ void pool_core::impl::require_accepting(bool from_stream) const {
         throw state_error("procpool: pool not running");
 }
 
-void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
+void engine::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
     {
         std::lock_guard lock(mutex_);
         require_accepting(from_stream);
@@ -183,7 +120,7 @@ void pool_core::impl::submit(std::vector<outgoing_chunk> chunks, bool from_strea
     transport_->wake();
 }
 
-void pool_core::impl::submit_one(outgoing_chunk chunk) {
+void engine::submit_one(outgoing_chunk chunk) {
     if (role_->take_for_caller()) {
         bool queued = false;
         try {
@@ -211,8 +148,8 @@ void pool_core::impl::submit_one(outgoing_chunk chunk) {
     submit(std::move(chunks), false);
 }
 
-bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& done,
-                            std::chrono::steady_clock::time_point deadline) noexcept {
+bool engine::drive(const result_sink& mine, const std::atomic<bool>& done,
+                   std::chrono::steady_clock::time_point deadline) noexcept {
     // acquire, here and below: pairs with the release that completes the result.
     if (done.load(std::memory_order_acquire))
         return true;
@@ -247,7 +184,7 @@ bool pool_core::impl::drive(const result_sink& mine, const std::atomic<bool>& do
     return done.load(std::memory_order_acquire);
 }
 
-std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
+std::uint64_t engine::open_stream(std::weak_ptr<stream_input> stream) {
     std::lock_guard lock(mutex_);
     require_accepting(false);
     const std::uint64_t id = next_stream_id_++;
@@ -255,7 +192,7 @@ std::uint64_t pool_core::impl::open_stream(std::weak_ptr<stream_input> stream) {
     return id;
 }
 
-void pool_core::impl::close_stream(std::uint64_t id) noexcept {
+void engine::close_stream(std::uint64_t id) noexcept {
     {
         std::lock_guard lock(mutex_);
         if (streams_.erase(id) == 0)
@@ -265,7 +202,7 @@ void pool_core::impl::close_stream(std::uint64_t id) noexcept {
     transport_->wake();
 }
 
-void pool_core::impl::close() {
+void engine::close() {
     {
         std::lock_guard lock(mutex_);
         if (state_ == run_state::running)
@@ -276,7 +213,7 @@ void pool_core::impl::close() {
     spares_->stop();
 }
 
-void pool_core::impl::terminate() {
+void engine::terminate() {
     std::lock_guard lifecycle(lifecycle_mutex_);
     {
         std::lock_guard lock(mutex_);
@@ -288,7 +225,7 @@ void pool_core::impl::terminate() {
     end_threads();
 }
 
-void pool_core::impl::join() {
+void engine::join() {
     std::vector<std::weak_ptr<stream_input>> streams;
     {
         std::lock_guard lock(mutex_);
@@ -306,9 +243,12 @@ void pool_core::impl::join() {
     end_threads();
 }
 
-void pool_core::impl::end_threads() {
+void engine::end_threads() {
     if (io_thread_.joinable())
         io_thread_.join();
+    else if (!has_io_thread_)
+        while (turn_io()) { // a test's engine: its turns, until one moves nothing
+        }
     {
         // worker_pids() asks the transport under mutex_: none is in flight past this point.
         std::lock_guard lock(mutex_);
@@ -318,25 +258,21 @@ void pool_core::impl::end_threads() {
     spares_->stop();
 }
 
-std::vector<int> pool_core::impl::worker_pids() const {
+std::vector<int> engine::worker_pids() const {
     std::lock_guard lock(mutex_);
     if (workers_ended_ || state_ == run_state::terminating || state_ == run_state::failed)
         return {};
     return transport_->pids(); // under the lock: end_threads() shuts the transport down after
 }
 
-std::vector<char> pool_core::impl::take_frame_buffer() noexcept {
-    return spares_->take();
-}
-
 // ---- the io role ----
 
-void pool_core::impl::take_role_for_io() noexcept {
+void engine::take_role_for_io() noexcept {
     while (!role_->try_take_for_io())
         transport_->wait([this] { return role_->is_free(); }, false);
 }
 
-void pool_core::impl::release_role_for_caller() noexcept {
+void engine::release_role_for_caller() noexcept {
     // Work the io thread may not know of: chunks no worker could take yet, or what set
     // wakeup_ without waking it (fail_pool, called on the io thread's paths).
     const bool leftovers = sched_->has_pending() || wakeup_.load(std::memory_order_relaxed);
@@ -346,45 +282,60 @@ void pool_core::impl::release_role_for_caller() noexcept {
 
 // ---- the io thread ----
 
-void pool_core::impl::io_loop() noexcept {
+void engine::io_loop() noexcept {
     take_role_for_io(); // kept when the loop ends: no caller drives past it
-    bool stopping = false;
     for (;;) {
-        bool progress = collect();
-        run_state state;
-        bool streams_open;
-        std::exception_ptr failure;
-        {
-            std::lock_guard lock(mutex_);
-            state = state_;
-            streams_open = !streams_.empty();
-            failure = failure_;
-        }
-        if (state == run_state::terminating || state == run_state::failed) {
-            if (state == run_state::terminating)
-                failure = std::make_exception_ptr(
-                    state_error("procpool: the pool was terminated before this task finished"));
-            fail_everything(failure);
-            transport_->kill_all();
+        const io_turn turn = io_once();
+        if (turn == io_turn::ended)
             return;
-        }
-        progress |= sched_->drain_all();
-        sched_->dispatch();
-        progress |= sched_->feed_all();
-        if (state == run_state::closed && !streams_open && sched_->idle()) {
-            if (!stopping) {
-                sched_->stop_workers();
-                stopping = true;
-            }
-            if (sched_->all_stopped())
-                return;
-        }
-        if (!progress)
+        if (turn == io_turn::idle)
             wait_for_work();
     }
 }
 
-bool pool_core::impl::collect() {
+engine::io_turn engine::io_once() noexcept {
+    bool progress = collect();
+    run_state state;
+    bool streams_open;
+    std::exception_ptr failure;
+    {
+        std::lock_guard lock(mutex_);
+        state = state_;
+        streams_open = !streams_.empty();
+        failure = failure_;
+    }
+    if (state == run_state::terminating || state == run_state::failed) {
+        if (state == run_state::terminating)
+            failure = std::make_exception_ptr(
+                state_error("procpool: the pool was terminated before this task finished"));
+        fail_everything(failure);
+        transport_->kill_all();
+        return io_turn::ended;
+    }
+    progress |= sched_->drain_all();
+    sched_->dispatch();
+    progress |= sched_->feed_all();
+    if (state == run_state::closed && !streams_open && sched_->idle()) {
+        if (!stopping_) {
+            sched_->stop_workers();
+            stopping_ = true;
+        }
+        if (sched_->all_stopped())
+            return io_turn::ended;
+    }
+    return progress ? io_turn::progress : io_turn::idle;
+}
+
+bool engine::turn_io() noexcept {
+    if (has_io_thread_ || io_ended_ || !role_->try_take_for_io())
+        return false;
+    const io_turn turn = io_once();
+    role_->release_for_io();
+    io_ended_ = turn == io_turn::ended;
+    return !io_ended_ && turn == io_turn::progress;
+}
+
+bool engine::collect() {
     // acquire: pairs with the release stores in submit(), close(), terminate() and on_exit.
     if (!wakeup_.load(std::memory_order_acquire))
         return false;
@@ -400,7 +351,7 @@ bool pool_core::impl::collect() {
     return true;
 }
 
-void pool_core::impl::wait_for_work() {
+void engine::wait_for_work() {
     const bool in_flight = sched_->in_flight();
     role_->release_for_io();
     auto ready = [this] {
@@ -418,7 +369,7 @@ void pool_core::impl::wait_for_work() {
     take_role_for_io();
 }
 
-void pool_core::impl::fail_pool(std::exception_ptr error) {
+void engine::fail_pool(std::exception_ptr error) {
     std::lock_guard lock(mutex_);
     if (state_ == run_state::running || state_ == run_state::closed) {
         state_ = run_state::failed;
@@ -427,52 +378,12 @@ void pool_core::impl::fail_pool(std::exception_ptr error) {
     wakeup_.store(true, std::memory_order_release);
 }
 
-void pool_core::impl::fail_everything(const std::exception_ptr& error) {
+void engine::fail_everything(const std::exception_ptr& error) {
     {
         std::lock_guard lock(mutex_);
         sched_->enqueue(submitted_);
     }
     sched_->fail_everything(error);
-}
-
-// ---- pool_core: forwards ----
-
-pool_core::pool_core(const pool_options& options)
-    : impl_(std::make_unique<impl>(options)) {}
-pool_core::~pool_core() = default;
-void pool_core::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
-    impl_->submit(std::move(chunks), from_stream);
-}
-void pool_core::submit_one(outgoing_chunk chunk) {
-    impl_->submit_one(std::move(chunk));
-}
-bool pool_core::drive(const result_sink& mine, const std::atomic<bool>& done,
-                      std::chrono::steady_clock::time_point deadline) noexcept {
-    return impl_->drive(mine, done, deadline);
-}
-std::uint64_t pool_core::open_stream(std::weak_ptr<stream_input> stream) {
-    return impl_->open_stream(std::move(stream));
-}
-void pool_core::close_stream(std::uint64_t id) noexcept {
-    impl_->close_stream(id);
-}
-void pool_core::close() {
-    impl_->close();
-}
-std::vector<char> pool_core::take_frame_buffer() noexcept {
-    return impl_->take_frame_buffer();
-}
-void pool_core::terminate() {
-    impl_->terminate();
-}
-void pool_core::join() {
-    impl_->join();
-}
-std::size_t pool_core::processes() const noexcept {
-    return impl_->processes_;
-}
-std::vector<int> pool_core::worker_pids() const {
-    return impl_->worker_pids();
 }
 
 } // namespace procpool::detail
