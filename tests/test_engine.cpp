@@ -69,6 +69,12 @@ struct bench {
     engine core;
 };
 
+/// An imap's input as the engine sees it: counts how often join() asked for the rest.
+struct counting_input final : stream_input {
+    void read_rest() noexcept override { ++reads; }
+    int reads = 0;
+};
+
 bool all_asked_to_stop(const fake_transport& t) {
     for (const auto& w : t.workers)
         if (!w.stop_asked)
@@ -152,8 +158,8 @@ BOOST_AUTO_TEST_CASE(terminate_fails_every_unfinished_task_kills_and_hands_over_
     BOOST_TEST(b.workers->shut_down == 1);
     BOOST_TEST(b.workers->adopted == 2u); // the frames the worker may still be reading
     BOOST_CHECK_THROW(b.submit(4, 1, sink), procpool::state_error);
-    b.core.terminate();                    // idempotent
-    b.core.join();                         // after terminate: returns
+    b.core.terminate();                     // idempotent
+    b.core.join();                          // after terminate: returns
     BOOST_TEST(b.workers->killed_all == 1); // the io loop ended once, at the first terminate
 }
 
@@ -169,12 +175,8 @@ BOOST_AUTO_TEST_CASE(terminate_after_close_fails_what_close_was_waiting_for) {
 }
 
 BOOST_AUTO_TEST_CASE(an_open_stream_keeps_a_closed_pool_working_until_it_closes) {
-    struct no_input final : stream_input {
-        void read_rest() noexcept override { ++reads; }
-        int reads = 0;
-    };
     bench b(1);
-    auto stream = std::make_shared<no_input>();
+    auto stream = std::make_shared<counting_input>();
     const std::uint64_t id = b.core.open_stream(stream);
     auto sink = std::make_shared<recording_sink>();
     b.core.close();
@@ -194,10 +196,6 @@ BOOST_AUTO_TEST_CASE(an_open_stream_keeps_a_closed_pool_working_until_it_closes)
 }
 
 BOOST_AUTO_TEST_CASE(join_reads_the_rest_of_every_open_stream) {
-    struct counting_input final : stream_input {
-        void read_rest() noexcept override { ++reads; }
-        int reads = 0;
-    };
     bench b(1);
     auto stream = std::make_shared<counting_input>();
     b.core.open_stream(stream);

@@ -1,5 +1,5 @@
 // Flow control on its own: the moving mean that paces the parent, and the chunk counts derived
-// from it for the core's window and imap's read-ahead.
+// from it for the scheduler's window and imap's read-ahead.
 #define PROCPOOL_TEST_SUITE_NAME "flow_control"
 #include "test_main.hpp"
 

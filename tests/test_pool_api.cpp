@@ -498,7 +498,7 @@ BOOST_AUTO_TEST_CASE(eight_threads_submit_at_once_and_every_result_is_right) {
 }
 
 // A caller waiting for its one task (apply, apply_async(...).get()) writes it to the worker and
-// reads its result itself while the io thread sleeps (core.cpp, "The io role"). What the io
+// reads its result itself while the io thread sleeps (engine.cpp, "The io role"). What the io
 // thread must still do, it does.
 
 BOOST_AUTO_TEST_CASE(tasks_nobody_waits_for_complete_beside_tasks_their_callers_wait_for) {

@@ -1,7 +1,7 @@
 // The engine behind procpool::pool. See engine.hpp.
 //
 // Threads of the parent:
-//   callers     encode task frames in their own thread and queue them (submit_mutex_).
+//   callers     encode task frames in their own thread and queue them (mutex_).
 //   io thread   the "result thread": moves queued chunks to workers, reads their result
 //               frames, completes results (callbacks run here), handles worker exits and starts
 //               replacements.
@@ -22,21 +22,17 @@
 // that allow it (callers_may_drive).
 //
 // What a crash does:
-//   a worker dies   the io thread first reads every complete result frame it published, then
-//                   fails the one task it was running with worker_lost_error, puts the tasks it
-//                   had not started back at the head of the queue, and starts a replacement.
-//                   Workers that keep dying before they are ready fail the pool instead of
-//                   respawning forever.
+//   a worker dies   the io thread (scheduler::on_exit) first reads every complete result frame
+//                   it published, then fails the one task it was running with
+//                   worker_lost_error, puts the tasks it had not started back at the head of the
+//                   queue, and starts a replacement. Workers that keep dying before they are
+//                   ready fail the pool instead of respawning forever.
 //   the parent dies each worker's watchdog (a pidfd on the parent) removes the segment name and
 //                   ends the worker at once; the next pool also sweeps names of dead owners.
-#include "io_role.hpp"
-#include "scheduler.hpp"
-#include "transport.hpp"
-
 #include "engine.hpp"
 #include "event.hpp"
-#include "frame_spares.hpp"
 #include "launch.hpp"
+
 #include <procpool/errors.hpp>
 
 #include <cstddef>

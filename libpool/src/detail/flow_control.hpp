@@ -1,5 +1,5 @@
 // How much work the parent keeps ahead of the workers: the measured means that pace it and the
-// bounds they are held to, in one place for the core's dispatch window and imap's read-ahead.
+// bounds they are held to, in one place for the scheduler's dispatch window and imap's read-ahead.
 //
 // Both aim at about 1 ms of work per worker: enough that a worker never waits for the parent
 // to hand it the next chunk (a wake-up costs microseconds), few enough that the imbalance left

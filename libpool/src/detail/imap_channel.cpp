@@ -15,7 +15,7 @@ constexpr std::size_t rest_batch = 64;
 
 imap_channel::imap_channel(std::weak_ptr<engine> core, std::unique_ptr<imap_source> source,
                            bool ordered, std::size_t processes)
-    : core_(std::move(core))
+    : engine_(std::move(core))
     , ordered_(ordered)
     , processes_(processes == 0 ? 1 : processes)
     , source_(std::move(source)) {}
@@ -36,7 +36,7 @@ std::size_t imap_channel::read_ahead() const noexcept {
 void imap_channel::start() {
     {
         std::lock_guard in(input_mutex_);
-        auto core = core_.lock();
+        auto core = engine_.lock();
         if (!core)
             throw state_error("procpool: pool not running");
         stream_id_ = core->open_stream(weak_from_this());
@@ -65,7 +65,7 @@ void imap_channel::top_up(std::size_t limit) noexcept {
     bool end = false;
     std::exception_ptr error;
     const std::shared_ptr<result_sink> self = shared_from_this();
-    const std::shared_ptr<engine> core = core_.lock();
+    const std::shared_ptr<engine> core = engine_.lock();
     while (!end && outstanding < limit) {
         std::vector<outgoing_chunk> batch;
         std::size_t frame_bytes = 0;
@@ -116,7 +116,7 @@ void imap_channel::end_input(std::exception_ptr error) noexcept {
     arrived_.notify_all();
     if (stream_open_) {
         stream_open_ = false;
-        if (auto core = core_.lock())
+        if (auto core = engine_.lock())
             core->close_stream(stream_id_);
     }
 }

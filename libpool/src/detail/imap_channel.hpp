@@ -65,7 +65,7 @@ private:
     /// Callers hold input_mutex_.
     void end_input(std::exception_ptr error) noexcept;
 
-    const std::weak_ptr<engine> core_;
+    const std::weak_ptr<engine> engine_;
     const bool ordered_;
     const std::size_t processes_;
 

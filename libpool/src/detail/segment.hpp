@@ -53,7 +53,7 @@ struct segment_header {
     std::uint32_t reserved = 0;
     alignas(cache_line) event_word parent_event; ///< the parent's I/O thread sleeps here
     /// 1 while a thread of the parent spins on the outboxes (a caller waiting for its result,
-    /// see core.cpp): a worker then publishes results without notifying parent_event. The
+    /// see engine.cpp): a worker then publishes results without notifying parent_event. The
     /// parent clears it, then looks at the outboxes once more (a Dekker pair with the worker's
     /// publish, fence, load).
     std::atomic<std::uint32_t> parent_polling{0};

@@ -1,7 +1,7 @@
 // The shared-memory transport: workers are child processes ("spawn" or "forkserver"), frames
 // cross a pair of ring buffers per worker in one segment. See transport.hpp.
 //
-// Threads: the io thread makes every call but wake() (or a caller holding the core's io role,
+// Threads: the io thread makes every call but wake() (or a caller holding the engine's io role,
 // one thread at a time: callers_may_drive); the supervisor sleeps in poll() on a pidfd per
 // worker, reaps each worker that exits and reports it through on_exit.
 //

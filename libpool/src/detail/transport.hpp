@@ -1,18 +1,19 @@
 // The transport seam: how the pool's io thread reaches its workers.
 //
-// pool_core (core.cpp) owns everything that is pool logic: the queue of chunks, which worker
-// gets which, the window, task ids, outcomes, close/join/terminate, and what a lost worker
-// means for its tasks. A transport only moves frames (task_header | payload one way,
-// result_header | payload the other) and starts, stops and watches workers:
+// The engine (engine.cpp) and its scheduler (scheduler.cpp) own everything that is pool logic:
+// the queue of chunks, which worker gets which, the window, task ids, outcomes,
+// close/join/terminate, and what a lost worker means for its tasks. A transport only moves frames
+// (task_header | payload one way, result_header | payload the other) and starts, stops and watches
+// workers:
 //   shm_transport (shm_transport.cpp)   child processes and ring buffers in a shared segment
 //   mpi_transport (libpool/src/mpi/)    the ranks of an mpirun job, through Boost.MPI
 //
 // Threads: the constructor and start() of the first workers run on the thread that builds the
 // pool; then every call comes from the io thread, except wake() and the on_exit callback (any
-// thread), pids() (a caller, under the core's mutex, never during or after shutdown()), and
+// thread), pids() (a caller, under the engine's mutex, never during or after shutdown()), and
 // shutdown(), made by the thread that ends the pool once the io thread has been joined.
 // A transport whose callers_may_drive() is true also takes the io thread's calls from a caller
-// holding the core's io role (core.cpp): one thread at a time, ordered by the role.
+// holding the engine's io role (io_role.hpp): one thread at a time, ordered by the role.
 #pragma once
 
 #include "function_ref.hpp"
@@ -45,7 +46,7 @@ struct last_words {
     bool left_cleanly = false;      ///< it was told to leave (or reached maxtasksperchild)
 };
 
-/// What the core asks for when it makes a transport.
+/// What the engine asks for when it makes a transport.
 struct transport_options {
     std::optional<std::size_t> processes; ///< as the user gave it
     std::uint64_t max_tasks = 0;          ///< maxtasksperchild, 0: none
@@ -109,7 +110,7 @@ public:
     /// The io thread sleeps until `ready()` or wake(); `in_flight`: workers have work.
     virtual void wait(function_ref<bool()> ready, bool in_flight) = 0;
 
-    /// A caller waiting for its result may make the io thread's calls itself (see core.cpp).
+    /// A caller waiting for its result may make the io thread's calls itself (see engine.cpp).
     virtual bool callers_may_drive() const noexcept { return false; }
     /// While on, a thread spins on receive() and the workers need not wake wait(); after
     /// setting it off, the caller calls has_input() once more (what was published meanwhile
@@ -119,7 +120,7 @@ public:
     /// Ends a wait() early. Thread-safe, never throws.
     virtual void wake() noexcept = 0;
 
-    /// Frames the core drops while the workers may still be reading them (terminate): a
+    /// Frames the engine drops while the workers may still be reading them (terminate): a
     /// transport that sends asynchronously keeps them until it is done with them.
     virtual void adopt(std::vector<std::vector<char>> frames) { (void)frames; }
 

@@ -93,7 +93,7 @@ private:
 /// A send still in flight, and what must live until it completes.
 struct pending_send {
     mpi::request request;
-    std::shared_ptr<const void> keep; ///< the bytes it sends, when they are not the core's
+    std::shared_ptr<const void> keep; ///< the bytes it sends, when they are not the engine's
 };
 
 /// The process's MPI state, made by procpool::init in an mpirun job.

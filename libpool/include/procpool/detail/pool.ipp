@@ -34,8 +34,8 @@ inline std::size_t default_chunksize(std::size_t items, std::size_t processes) n
     return size == 0 ? 1 : size;
 }
 
-/// Paces the encoding of a map: when to hand the chunks encoded so far to the core, and, for a
-/// bounded map, when to wait for the workers. Chunks go to the core in batches of about
+/// Paces the encoding of a map: when to hand the chunks encoded so far to the engine, and, for a
+/// bounded map, when to wait for the workers. Chunks go to the engine in batches of about
 /// 256 KiB (at least one chunk), so that workers start while the rest is encoded and a job of
 /// tiny chunks costs few core calls. A bounded map keeps at most about 4 MiB of encoded chunks
 /// per worker outstanding (submitted, not completed), never fewer than 2 chunks per worker,

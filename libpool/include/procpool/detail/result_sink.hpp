@@ -1,4 +1,4 @@
-// What the engine delivers for each chunk it ran, and to whom: the contract between the core
+// What the engine delivers for each chunk it ran, and to whom: the contract between the engine
 // and the result states (result_state.hpp; imap's channel in the library), which know nothing else
 // of it.
 #pragma once
