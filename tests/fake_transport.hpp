@@ -15,6 +15,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <sys/wait.h>
@@ -24,13 +25,14 @@ namespace procpool::test {
 
 namespace detail = procpool::detail;
 
-/// A task frame as the tests make them: a task_header whose item_count is the tag a test
-/// recognises the chunk by (the scheduler patches task_id only).
-inline std::vector<char> tagged_frame(std::uint64_t tag,
+/// A task frame as the tests make them: a task_header of one item whose reserved word is the
+/// tag a test recognises the chunk by (the scheduler patches task_id only).
+inline std::vector<char> tagged_frame(std::uint32_t tag,
                                       detail::frame_kind kind = detail::frame_kind::task) {
     detail::task_header header;
     header.kind = kind;
-    header.item_count = tag;
+    header.reserved = tag;
+    header.item_count = 1;
     std::vector<char> frame(sizeof header);
     std::memcpy(frame.data(), &header, sizeof header);
     return frame;
@@ -77,6 +79,8 @@ inline std::string what(const std::exception_ptr& e) {
         std::rethrow_exception(e);
     } catch (const std::exception& x) {
         return x.what();
+    } catch (...) {
+        return "(not a std::exception)";
     }
 }
 
@@ -93,6 +97,7 @@ public:
         std::uint64_t running_task = 0;       // for ended()
         bool was_ready = false;
         bool left_cleanly = false;
+        bool killed = false; // kill() was called
     };
 
     explicit fake_transport(std::uint32_t size)
@@ -148,7 +153,7 @@ public:
     std::vector<std::uint64_t> tags(std::uint32_t index) const {
         std::vector<std::uint64_t> tags;
         for (const auto& f : workers.at(index).inbox)
-            tags.push_back(header_of(f).item_count);
+            tags.push_back(header_of(f).reserved);
         return tags;
     }
 
@@ -156,7 +161,11 @@ public:
     std::vector<std::uint32_t> started; // start() calls that succeeded, in order
     std::size_t adopted = 0;            // frames given to adopt()
     int killed_all = 0;                 // kill_all() calls
-    int shut_down = 0;                  // shutdown() calls
+    bool can_kill = true;               // what kill() answers
+    /// Runs at the start of receive() for a worker with a frame to read: a test makes it throw
+    /// (std::bad_alloc, as a length of 2^62 would).
+    std::function<void()> before_receive;
+    int shut_down = 0; // shutdown() calls
     /// The engine's exit callback (transport_options::on_exit), for report().
     std::function<void(const detail::worker_exit&)> on_exit;
 
@@ -190,6 +199,8 @@ public:
 
     bool receive(std::uint32_t index, frame_handler on_frame) override {
         worker& w = workers.at(index);
+        if (before_receive && !w.outbox.empty())
+            before_receive();
         bool moved = false;
         while (!w.outbox.empty()) {
             std::vector<char> frame = std::move(w.outbox.front());
@@ -222,6 +233,11 @@ public:
     bool stop(std::uint32_t index) override {
         workers.at(index).stop_asked = true;
         return false; // its exit comes through a report (the test's die())
+    }
+
+    bool kill(std::uint32_t index) noexcept override {
+        workers.at(index).killed = can_kill;
+        return can_kill;
     }
 
     detail::last_words ended(std::uint32_t index) override {

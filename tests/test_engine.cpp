@@ -36,10 +36,10 @@ struct bench {
               },
               false) {}
 
-    void submit(std::uint64_t first, std::uint64_t count,
+    void submit(std::uint32_t first, std::uint32_t count,
                 const std::shared_ptr<recording_sink>& sink, bool from_stream = false) {
         std::vector<outgoing_chunk> chunks;
-        for (std::uint64_t tag = first; tag < first + count; ++tag)
+        for (std::uint32_t tag = first; tag < first + count; ++tag)
             chunks.push_back({tagged_frame(tag), sink, tag});
         core.submit(std::move(chunks), from_stream);
     }
@@ -206,6 +206,7 @@ BOOST_AUTO_TEST_CASE(join_reads_the_rest_of_every_open_stream) {
 
 BOOST_AUTO_TEST_CASE(a_pool_failure_fails_every_task_and_every_later_call) {
     bench b(2);
+    b.workers->can_kill = false; // so a corrupt frame fails the pool
     auto sink = std::make_shared<recording_sink>();
     b.submit(0, 3, sink);
     b.settle();
@@ -213,15 +214,59 @@ BOOST_AUTO_TEST_CASE(a_pool_failure_fails_every_task_and_every_later_call) {
     b.settle();
     BOOST_REQUIRE(sink->records.size() == 3u);
     for (const auto& r : sink->records)
-        BOOST_TEST(what(r.error).find("malformed") != std::string::npos);
+        BOOST_TEST(what(r.error).find("corrupt frame") != std::string::npos);
     BOOST_TEST(b.workers->killed_all == 1);
     try {
         b.submit(3, 1, sink);
         BOOST_ERROR("a failed pool took a task");
     } catch (const procpool::error& e) {
-        BOOST_TEST(std::string(e.what()).find("malformed") != std::string::npos);
+        BOOST_TEST(std::string(e.what()).find("corrupt frame") != std::string::npos);
     }
     BOOST_TEST(b.core.worker_pids().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_sends_a_corrupt_frame_costs_its_tasks_only) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink); // one chunk each
+    b.settle();
+    b.workers->publish(0, {'x'});
+    b.settle();
+    BOOST_TEST(b.workers->workers[0].killed);
+    b.workers->report_death(0, killed_by(SIGKILL)); // what its SIGKILL brings
+    b.workers->answer(1);
+    b.settle();
+    BOOST_REQUIRE(sink->records.size() == 2u);
+    for (const auto& r : sink->records)
+        BOOST_TEST(static_cast<bool>(r.error) == (r.chunk == 0));
+    b.submit(2, 2, sink); // the pool goes on, with a replacement
+    b.settle();
+    b.answer_all();
+    b.settle();
+    BOOST_TEST(sink->records.size() == 4u);
+    BOOST_TEST(b.workers->started.size() == 3u);
+    BOOST_TEST(b.workers->killed_all == 0);
+    b.core.close();
+    b.settle();
+    b.leave_when_asked();
+    b.core.join();
+    BOOST_TEST(b.core.io_ended());
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_escaping_an_io_turn_fails_the_pool_and_leaves_no_thread) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink);
+    b.settle();
+    b.workers->before_receive = [] { throw 42; }; // not even a std::exception
+    b.workers->answer(0);
+    b.settle();
+    BOOST_REQUIRE(sink->records.size() == 2u);
+    for (const auto& r : sink->records)
+        BOOST_CHECK_THROW(std::rethrow_exception(r.error), int);
+    BOOST_TEST(b.core.io_ended());
+    BOOST_TEST(b.workers->killed_all == 1);
+    BOOST_CHECK_THROW(b.submit(2, 1, sink), int); // the pool's failure, for every later call
 }
 
 BOOST_AUTO_TEST_CASE(worker_pids_lists_the_running_workers_until_the_end) {

@@ -4,15 +4,21 @@
 #define PROCPOOL_TEST_SUITE_NAME "faults"
 #include "test_main.hpp"
 
+#include "../libpool/src/detail/event.hpp"
+#include "../libpool/src/detail/segment.hpp"
+
 #include <procpool/procpool.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <poll.h>
 #include <spawn.h>
@@ -32,6 +38,47 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr auto patience = 60s;
+
+/// Runs in a worker: does what a stale pointer in a native task might, within the worker's own
+/// part of the pool's shared memory. It finds its mapping of the segment (/proc/self/maps) and
+/// its slot (by pid), writes a frame length no parent can allocate at the head of its outbox,
+/// publishes it and wakes the parent. The parent must kill this worker, fail its task with
+/// worker_lost_error, and go on; the sleep ends with the kill (or, if the parent took the
+/// garbage, the task returns late, and the test fails: no hang).
+int scribble_over_own_outbox() {
+    namespace d = procpool::detail;
+    std::ifstream maps("/proc/self/maps");
+    std::uintptr_t start = 0;
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find("/dev/shm/procpool-") != std::string::npos) {
+            start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+            break;
+        }
+    }
+    if (start == 0)
+        return -1; // not a shared-memory worker
+    auto* base = reinterpret_cast<std::byte*>(start);
+    const auto& header = *reinterpret_cast<const d::segment_header*>(base);
+    const d::segment_layout layout{header.worker_count, header.ring_bytes};
+    for (std::uint32_t i = 0; i < header.worker_count; ++i) {
+        auto& slot = *reinterpret_cast<d::worker_slot*>(base + layout.slot_offset(i));
+        if (slot.pid.load() != ::getpid())
+            continue;
+        const std::uint64_t head = slot.outbox.head.load();
+        const std::uint64_t garbage = std::uint64_t{1} << 62;
+        std::memcpy(base + layout.outbox_offset(i) + (head & (header.ring_bytes - 1)), &garbage,
+                    sizeof garbage);
+        slot.outbox.head.store(head + sizeof garbage);
+        d::notify(const_cast<d::segment_header&>(header).parent_event);
+        std::this_thread::sleep_for(30s);
+        return 1;
+    }
+    return -2; // no slot of this pid
+}
+
+int square(int x) {
+    return x * x;
+}
 
 /// fault_helper, started with stdout on a pipe. The destructor kills it if it still runs.
 class helper {
@@ -342,4 +389,27 @@ BOOST_AUTO_TEST_CASE(a_segment_left_by_a_dead_owner_is_swept_by_the_next_pool) {
     ::prctl(PR_SET_CHILD_SUBREAPER, 0);
     procpool::pool pool(1);
     BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_shared_memory_costs_its_task_alone) {
+    procpool::pool pool(2);
+    const std::vector<int> before = pool.worker_pids();
+    auto doomed = pool.apply_async(scribble_over_own_outbox);
+    try {
+        const int got = doomed.get(patience);
+        BOOST_ERROR("the task returned " << got << " instead of costing its worker");
+    } catch (const procpool::worker_lost_error& e) {
+        const std::string message = e.what();
+        BOOST_TEST(message.find("sent a corrupt frame") != std::string::npos, message);
+        BOOST_TEST(message.find("could not read") != std::string::npos, message);
+        BOOST_TEST(std::count(before.begin(), before.end(), e.pid()) == 1);
+    }
+    // The pool goes on, with a replacement.
+    std::vector<int> items(200);
+    std::iota(items.begin(), items.end(), 0);
+    const std::vector<int> squares = pool.map(square, items);
+    for (int i = 0; i < 200; ++i)
+        BOOST_TEST(squares[i] == i * i);
+    pool.close();
+    pool.join();
 }

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace procpool::detail;
@@ -37,9 +38,9 @@ struct bench {
     }
 
     /// Queues chunks tagged first, first + 1, ... of `sink`, chunk index = tag.
-    void submit(std::uint64_t first, std::uint64_t count,
+    void submit(std::uint32_t first, std::uint32_t count,
                 const std::shared_ptr<recording_sink>& sink) {
-        for (std::uint64_t tag = first; tag < first + count; ++tag)
+        for (std::uint32_t tag = first; tag < first + count; ++tag)
             sched.enqueue(outgoing_chunk{tagged_frame(tag), sink, tag});
     }
     /// One turn of the io thread's loop.
@@ -260,28 +261,150 @@ BOOST_AUTO_TEST_CASE(a_replacement_that_cannot_start_fails_the_pool) {
     BOOST_TEST(b.sched.alive(1));
 }
 
-BOOST_AUTO_TEST_CASE(a_result_for_a_task_the_worker_was_not_given_fails_the_pool) {
-    bench b(1);
-    auto sink = std::make_shared<recording_sink>();
-    b.submit(0, 1, sink);
-    b.turn();
-    result_header forged;
-    forged.task_id = 99;
-    std::vector<char> frame(sizeof forged);
-    std::memcpy(frame.data(), &forged, sizeof forged);
-    b.workers.publish(0, frame);
-    b.turn();
-    BOOST_REQUIRE(b.failures.size() == 1u);
-    BOOST_TEST(what(b.failures[0]).find("not given") != std::string::npos);
-    BOOST_TEST(sink->records.empty()); // the engine fails it (fail_everything), not this path
+namespace {
+
+/// A result frame as a worker would send it, with the fields a test sets.
+std::vector<char> result_frame(const result_header& header, std::string_view payload = "r") {
+    std::vector<char> frame(sizeof header);
+    std::memcpy(frame.data(), &header, sizeof header);
+    frame.insert(frame.end(), payload.begin(), payload.end());
+    return frame;
 }
 
-BOOST_AUTO_TEST_CASE(a_frame_shorter_than_its_header_fails_the_pool) {
-    bench b(1);
-    b.workers.publish(0, {'x', 'y'});
+/// Worker 0 of two, holding chunks 0 and 2 (worker 1: 1 and 3), sends `frame`: it is killed,
+/// both its chunks fail once with worker_lost_error naming the corruption, worker 1's complete,
+/// nothing fails the pool, and its exit report brings a replacement that takes new work.
+void check_condemned(const std::vector<char>& frame, const std::string& cause) {
+    BOOST_TEST_CONTEXT("a corrupt frame: " << cause) {
+        bench b(2);
+        auto sink = std::make_shared<recording_sink>();
+        b.submit(0, 4, sink);
+        b.turn();
+        const int pid = b.workers.workers[0].pid;
+        b.workers.publish(0, frame);
+        b.workers.answer(0); // what it sends after the corrupt frame is not read
+        b.turn();
+        BOOST_TEST(b.workers.workers[0].killed);
+        BOOST_TEST(b.failures.empty());
+        for (std::size_t chunk : {0, 2}) {
+            BOOST_TEST(sink->count(chunk) == 1u);
+            for (const auto& r : sink->records) {
+                if (r.chunk != chunk)
+                    continue;
+                try {
+                    std::rethrow_exception(r.error);
+                } catch (const procpool::worker_lost_error& e) {
+                    BOOST_TEST(e.pid() == pid);
+                    const std::string message = e.what();
+                    BOOST_TEST(message.find("sent a corrupt frame") != std::string::npos);
+                    BOOST_TEST(message.find(cause) != std::string::npos, message);
+                } catch (...) {
+                    BOOST_ERROR("not a worker_lost_error: " << what(r.error));
+                }
+            }
+        }
+        BOOST_TEST(b.sched.queued(0) == 0u);
+        b.submit(4, 2, sink);
+        b.turn();
+        BOOST_TEST(b.sched.queued(0) == 0u); // a condemned worker gets no new chunk
+        b.workers.answer(1);
+        b.workers.answer(1);
+        b.turn();
+        b.sched.on_exit(b.workers.die(0, killed_by(SIGKILL)));
+        BOOST_TEST((b.workers.started == std::vector<std::uint32_t>{0, 1, 0}));
+        b.workers.answer(1); // chunks 4 and 5, which worker 1 took meanwhile
+        b.workers.answer(1);
+        b.submit(6, 1, sink);
+        b.turn();
+        BOOST_TEST(b.workers.tags(0) == (tags{6}), boost::test_tools::per_element());
+        b.workers.answer(0);
+        b.turn();
+        for (std::size_t chunk = 0; chunk < 7; ++chunk)
+            BOOST_TEST(sink->count(chunk) == 1u, "chunk " << chunk);
+        for (const auto& r : sink->records)
+            if (r.chunk != 0 && r.chunk != 2)
+                BOOST_TEST(!r.error, "chunk " << r.chunk);
+        BOOST_TEST(b.failures.empty());
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_worker_that_sends_a_corrupt_frame_is_killed_and_only_its_chunks_fail) {
+    check_condemned({'x', 'y'}, "shorter than a result header");
+
+    result_header forged;
+    forged.task_id = 99;
+    forged.ok_count = 1;
+    check_condemned(result_frame(forged), "which it was not given or not next");
+
+    result_header later; // the worker's second chunk answered first
+    later.task_id = 3;
+    later.ok_count = 1;
+    check_condemned(result_frame(later), "which it was not given or not next");
+
+    result_header kind;
+    kind.task_id = 1;
+    kind.ok_count = 1;
+    kind.kind = frame_kind(7);
+    check_condemned(result_frame(kind), "unknown kind 7");
+
+    result_header counts;
+    counts.task_id = 1;
+    counts.ok_count = 1'000'000'000;
+    check_condemned(result_frame(counts), "1000000000 results for a chunk of 1 items");
+
+    result_header none;
+    none.task_id = 1;
+    none.ok_count = 0; // a chunk that succeeded has a result per item
+    check_condemned(result_frame(none), "0 results for a chunk of 1 items");
+
+    result_header record;
+    record.task_id = 1;
+    record.failed = 1;
+    record.error_offset = 1u << 30;
+    check_condemned(result_frame(record), "error record out of the frame's bounds");
+
+    result_header flag;
+    flag.task_id = 1;
+    flag.ok_count = 1;
+    flag.failed = 2;
+    check_condemned(result_frame(flag), "error record out of the frame's bounds");
+
+    result_header init;
+    init.kind = frame_kind::initializer_done;
+    check_condemned(result_frame(init), "with no initializer");
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_the_parent_cannot_allocate_condemns_its_worker) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink);
+    b.turn();
+    b.workers.before_receive = [] { throw std::bad_alloc(); }; // as a length of 2^62 would
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(b.workers.workers[0].killed);
+    BOOST_TEST(b.failures.empty());
+    BOOST_REQUIRE(sink->count(0) == 1u);
+    BOOST_TEST(what(sink->records[0].error).find("could not read") != std::string::npos);
+    b.workers.before_receive = nullptr;
+    b.workers.answer(1);
+    b.turn();
+    BOOST_TEST(sink->count(1) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_corrupt_frame_fails_the_pool_when_the_transport_cannot_kill_one_worker) {
+    bench b(2);
+    b.workers.can_kill = false; // the "mpi" context: a rank cannot end alone
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 2, sink);
+    b.turn();
+    b.workers.publish(0, {'x'});
     b.turn();
     BOOST_REQUIRE(b.failures.size() == 1u);
-    BOOST_TEST(what(b.failures[0]).find("malformed") != std::string::npos);
+    BOOST_TEST(what(b.failures[0]).find("sent a corrupt frame") != std::string::npos);
+    BOOST_TEST(sink->records.empty()); // the engine fails them all (fail_everything)
 }
 
 BOOST_AUTO_TEST_CASE(the_initializer_goes_first_to_every_worker_and_to_each_replacement) {

@@ -290,6 +290,17 @@ void engine::io_loop() noexcept {
 }
 
 engine::io_turn engine::io_once() noexcept {
+    // No exception leaves the io thread: one that escapes a turn (an allocation that failed,
+    // say) fails the pool, and the next turn fails every task and ends the loop.
+    try {
+        return io_turn_once();
+    } catch (...) {
+        fail_pool(std::current_exception());
+        return io_turn::progress;
+    }
+}
+
+engine::io_turn engine::io_turn_once() {
     bool progress = collect();
     run_state state;
     bool streams_open;

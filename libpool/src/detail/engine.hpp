@@ -103,6 +103,7 @@ private:
     void io_loop() noexcept;
     /// One turn of the io loop: collect, drain, dispatch, feed, and the wind-down.
     io_turn io_once() noexcept;
+    io_turn io_turn_once(); // io_once's work, which may throw
     bool collect();
     void wait_for_work();
     void fail_pool(std::exception_ptr error);

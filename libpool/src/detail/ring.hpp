@@ -37,6 +37,8 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace procpool::detail {
@@ -316,9 +318,15 @@ private:
 /// may take as it is: see bulk().
 class frame_reader {
 public:
+    /// Frames announced longer than `bytes` are refused: the length comes from the other
+    /// process, and the buffer for it is allocated before a byte of it is read.
+    void limit(std::uint64_t bytes) noexcept { max_length_ = bytes; }
+
     /// Reads what is there; true when a whole frame is ready in frame() (and bulk()). Call
-    /// reset() after using it. Allocates the frame's buffers, so it may throw std::bad_alloc.
-    /// A bulk read apart goes into a buffer from `bulk_buffers` when it has one.
+    /// reset() after using it. Allocates the frame's buffers, so it may throw std::bad_alloc;
+    /// throws std::length_error for a frame over limit() (the reader must then be reset
+    /// before another use, with the ring). A bulk read apart goes into a buffer from
+    /// `bulk_buffers` when it has one.
     bool pump(ring_consumer& ring, bulk_source* bulk_buffers = nullptr) {
         constexpr std::size_t word = sizeof(std::uint64_t);
         if (got_ < prefix_size_) {
@@ -331,6 +339,10 @@ public:
             if (got_ < prefix_size_)
                 return false;
             length_ = prefix_[0] & ~bulk_apart_flag;
+            if (length_ > max_length_)
+                throw std::length_error("a frame of " + std::to_string(length_) +
+                                        " bytes was announced, over the limit of " +
+                                        std::to_string(max_length_));
             apart_ = prefix_size_ == word ? 0 : std::min(prefix_[1], length_);
             reserve(static_cast<std::size_t>(length_ - apart_));
             if (apart_ != 0) {
@@ -405,6 +417,7 @@ private:
     std::uint64_t length_ = 0;                        // the whole frame's, bulk included
     std::uint64_t apart_ = 0;                         // the bulk's, when read apart
     std::uint64_t got_ = 0;                           // counting the prefix
+    std::uint64_t max_length_ = UINT64_MAX;           // see limit()
 };
 
 /// Puts a ring back to empty. Only for a ring no process uses: see the file comment.

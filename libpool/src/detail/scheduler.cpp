@@ -44,6 +44,7 @@ void scheduler::start(worker_state& w) {
     w.assigned = 0;
     w.ready = false;
     w.stop_sent = false;
+    w.condemned = false;
     w.pid = transport_.start(w.index);
     w.alive = true;
 }
@@ -66,7 +67,7 @@ void scheduler::dispatch() {
     while (!pending_.empty()) {
         worker_state* best = nullptr;
         for (worker_state& w : workers_) {
-            if (!w.alive || w.stop_sent || w.queue.size() >= limit)
+            if (!w.alive || w.stop_sent || w.condemned || w.queue.size() >= limit)
                 continue;
             if (max_tasks_ != 0 && w.assigned >= max_tasks_)
                 continue;
@@ -86,7 +87,7 @@ void scheduler::dispatch() {
 
 bool scheduler::feed(std::uint32_t index) {
     worker_state& w = workers_[index];
-    if (!w.alive)
+    if (!w.alive || w.condemned)
         return false;
     try {
         return transport_.send(w.index, [&]() -> std::span<const std::byte> {
@@ -106,11 +107,21 @@ bool scheduler::feed(std::uint32_t index) {
 
 bool scheduler::drain(std::uint32_t index) {
     worker_state& w = workers_[index];
-    if (!w.alive)
+    if (!w.alive || w.condemned)
         return false;
-    return transport_.receive(w.index,
-                              [&](std::span<const std::byte> frame, std::vector<char>* storage,
-                                  std::vector<char>* bulk) { on_frame(w, frame, storage, bulk); });
+    try {
+        return transport_.receive(w.index,
+                                  [&](std::span<const std::byte> frame, std::vector<char>* storage,
+                                      std::vector<char>* bulk) {
+                                      if (!w.condemned) // the rest of what it sent is not read
+                                          on_frame(w, frame, storage, bulk);
+                                  });
+    } catch (const std::exception& e) {
+        // A length the parent cannot allocate (std::bad_alloc, std::length_error): the frame
+        // reader is mid-frame, and the ring is reset with the worker's slot.
+        condemn(w, std::string("a frame the parent could not read: ") + e.what());
+        return true;
+    }
 }
 
 bool scheduler::feed_all() {
@@ -131,16 +142,17 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
                          std::vector<char>* storage, std::vector<char>* bulk) {
     const auto bytes =
         std::span<const char>(reinterpret_cast<const char*>(frame.data()), frame.size());
-    if (bytes.size() < sizeof(result_header)) {
-        fail(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
-        return;
-    }
+    if (bytes.size() < sizeof(result_header))
+        return condemn(w, std::to_string(bytes.size()) + " bytes, shorter than a result header");
     const auto header = read_pod<result_header>(bytes);
     const auto payload = bytes.subspan(sizeof header);
-    if (header.failed && header.error_offset > payload.size()) {
-        fail(std::make_exception_ptr(error("procpool: a worker sent a malformed frame")));
-        return;
-    }
+    if (header.kind != frame_kind::result && header.kind != frame_kind::initializer_done)
+        return condemn(w, "a frame of unknown kind " +
+                              std::to_string(static_cast<std::uint32_t>(header.kind)));
+    if (header.failed > 1 || (header.failed && header.error_offset > payload.size()))
+        return condemn(w, "an error record out of the frame's bounds");
+    if (header.kind == frame_kind::initializer_done && initializer_frame_ == nullptr)
+        return condemn(w, "an initializer's answer, with no initializer");
     chunk_outcome outcome;
     outcome.ok_count = header.ok_count;
     outcome.exec_ns = header.exec_ns;
@@ -168,11 +180,13 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
         }
         return;
     }
-    if (w.queue.empty() || w.queue.front().id != header.task_id) {
-        fail(std::make_exception_ptr(
-            error("procpool: a worker returned a result for a task it was not given")));
-        return;
-    }
+    if (w.queue.empty() || w.queue.front().id != header.task_id)
+        return condemn(w, "a result for task " + std::to_string(header.task_id) +
+                              ", which it was not given or not next");
+    const std::uint64_t items = read_pod<task_header>(w.queue.front().chunk.frame).item_count;
+    if (header.failed ? header.ok_count > items : header.ok_count != items)
+        return condemn(w, std::to_string(header.ok_count) + " results for a chunk of " +
+                              std::to_string(items) + " items");
     dispatched d = std::move(w.queue.front());
     w.queue.pop_front();
     --w.sent;
@@ -240,6 +254,34 @@ void scheduler::on_exit(const worker_exit& report) {
     }
 }
 
+void scheduler::condemn(worker_state& w, const std::string& why) {
+    if (w.condemned)
+        return;
+    w.condemned = true;
+    if (!transport_.kill(w.index)) {
+        fail(std::make_exception_ptr(error("procpool: worker " + std::to_string(w.pid) +
+                                           " sent a corrupt frame (" + why + ")")));
+        return; // the engine fails every chunk
+    }
+    // Nothing it said can be trusted, not even which chunk it had started: each one fails.
+    chunk_outcome outcome;
+    outcome.error = std::make_exception_ptr(
+        worker_lost_error("procpool: worker " + std::to_string(w.pid) + " sent a corrupt frame (" +
+                              why + ") and was killed",
+                          w.pid, std::nullopt, std::nullopt));
+    std::vector<std::vector<char>> handed; // frames the transport may still be writing
+    for (std::size_t i = 0; i < w.queue.size(); ++i) {
+        dispatched& d = w.queue[i];
+        d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+        if (i < w.sent)
+            handed.push_back(std::move(d.chunk.frame));
+    }
+    w.queue.clear();
+    w.sent = 0;
+    if (!handed.empty())
+        transport_.adopt(std::move(handed));
+}
+
 void scheduler::stop_workers() {
     for (worker_state& w : workers_) {
         if (!w.alive)
@@ -287,7 +329,7 @@ bool scheduler::all_stopped() const noexcept {
 
 bool scheduler::work_ready() {
     for (worker_state& w : workers_) {
-        if (!w.alive)
+        if (!w.alive || w.condemned)
             continue;
         if (transport_.has_input(w.index))
             return true;

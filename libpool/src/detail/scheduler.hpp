@@ -9,9 +9,14 @@
 // (transport.hpp), so that a test drives it step by step with a fake transport
 // (tests/fake_transport.hpp, tests/test_scheduler.cpp).
 //
-// Failures that end the pool (a malformed frame, workers that keep dying before they are
-// ready, a worker that cannot be started) go to the failure handler, which the engine turns
-// into the pool's failure; the engine then calls fail_everything().
+// Everything a worker writes is untrusted: a frame that is malformed, or that does not answer
+// the oldest chunk the worker holds with a count of results that chunk can have, condemns the
+// worker (condemn): it is killed through the transport, each chunk it held fails with
+// worker_lost_error ("sent a corrupt frame"), and its exit report brings a replacement, as
+// for a crash. Failures that end the pool (workers that keep dying before they are ready, a
+// worker that cannot be started, an initializer that throws, a transport that cannot kill one
+// worker alone) go to the failure handler, which the engine turns into the pool's failure; the
+// engine then calls fail_everything().
 #pragma once
 
 #include "transport.hpp"
@@ -26,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace procpool::detail {
@@ -117,6 +123,7 @@ private:
         bool stop_sent = false;   // told to leave once its inbox is empty
         std::size_t assigned = 0; // tasks given to this process (maxtasksperchild)
         bool initializer_unsent = false;
+        bool condemned = false;       // sent a corrupt frame: killed, its exit report awaited
         std::deque<dispatched> queue; // given to the worker, oldest first
         std::size_t sent = 0;         // queue[0, sent) are handed to the transport
     };
@@ -124,6 +131,8 @@ private:
     void start(worker_state& w);
     void on_frame(worker_state& w, std::span<const std::byte> frame, std::vector<char>* storage,
                   std::vector<char>* bulk);
+    /// Worker `w` sent something no worker of this pool sends: see the file comment.
+    void condemn(worker_state& w, const std::string& why);
     void fail(std::exception_ptr error) { on_failure_(std::move(error)); }
 
     transport& transport_;

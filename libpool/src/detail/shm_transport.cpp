@@ -82,6 +82,13 @@ public:
         thread_ = std::thread([this] { loop(); });
     }
 
+    /// SIGKILL to worker `pid`, if it is one of ours and still running. Thread-safe.
+    void kill(int pid) noexcept {
+        std::lock_guard lock(mutex_);
+        if (auto it = children_.find(pid); it != children_.end())
+            it->second.child.kill();
+    }
+
     /// SIGKILL to every worker still running. Thread-safe, never throws.
     void kill_all() noexcept {
         std::lock_guard lock(mutex_);
@@ -217,8 +224,11 @@ public:
         w.writer = frame_writer{};
         w.space_wanted = false;
         w.reader.reset();
+        w.reader.limit(physical_memory_); // a longer frame could not be taken anyway
+        w.pid = 0;
         const int pid = supervisor_.spawn(
             index, worker_arguments(segment_.name(), index, generation, ::getpid()));
+        w.pid = pid; // ours: the slot's copy is the worker's to write
         // relaxed: informational (pids()); the worker stores the same value.
         slot.pid.store(pid, std::memory_order_relaxed);
         return pid;
@@ -339,6 +349,12 @@ public:
 
     void wake() noexcept override { notify(segment_.header().parent_event); }
 
+    bool kill(std::uint32_t index) noexcept override {
+        if (workers_[index].pid > 0)
+            supervisor_.kill(workers_[index].pid);
+        return true;
+    }
+
     void kill_all() noexcept override { supervisor_.kill_all(); }
 
     void shutdown() noexcept override {
@@ -363,10 +379,14 @@ private:
         frame_writer writer;
         frame_reader reader;
         bool space_wanted = false; // what the slot's space_wanted says
+        int pid = 0;               // as spawned
     };
 
     segment segment_;
     std::vector<worker> workers_;
+    /// This machine's memory: the bound on a result frame's announced length.
+    const std::uint64_t physical_memory_ =
+        std::uint64_t(::sysconf(_SC_PHYS_PAGES)) * std::uint64_t(::sysconf(_SC_PAGESIZE));
     bulk_source* bulk_buffers_ = nullptr; // see take_bulk_buffers_from
     supervisor supervisor_;               // last: its thread and on_exit use the members above
 };

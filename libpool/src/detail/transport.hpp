@@ -104,6 +104,14 @@ public:
     /// gone already (no exit will be reported), false when its exit will come through on_exit.
     virtual bool stop(std::uint32_t index) = 0;
 
+    /// Ends worker `index` at once, alone (it sent a corrupt frame); its exit comes through
+    /// on_exit as usual. False when the transport cannot end one worker without the others
+    /// (the pool then fails instead). Never throws.
+    virtual bool kill(std::uint32_t index) noexcept {
+        (void)index;
+        return false;
+    }
+
     /// Read after worker `index`'s exit was reported, before start() reuses its slot.
     virtual last_words ended(std::uint32_t index) = 0;
 
