@@ -21,10 +21,12 @@
 #include <numeric>
 #include <optional>
 #include <poll.h>
+#include <set>
 #include <spawn.h>
 #include <sstream>
 #include <string>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -78,6 +80,15 @@ int scribble_over_own_outbox() {
 
 int square(int x) {
     return x * x;
+}
+
+/// The pool segments in /dev/shm now.
+std::set<std::string> shm_segments() {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm"))
+        if (e.path().filename().string().starts_with("procpool-"))
+            names.insert(e.path().filename().string());
+    return names;
 }
 
 /// fault_helper, started with stdout on a pipe. The destructor kills it if it still runs.
@@ -412,4 +423,35 @@ BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_shared_memory_costs_its_ta
         BOOST_TEST(squares[i] == i * i);
     pool.close();
     pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(too_few_descriptors_is_an_error_that_says_so_and_leaves_nothing) {
+    rlimit saved{};
+    BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    std::size_t open = 0;
+    for ([[maybe_unused]] const auto& fd : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++open;
+    const std::set<std::string> segments_before = shm_segments();
+    // Room for a descriptor or two more (the count includes the iterator's own): the pool
+    // needs more for 4 workers, and fails at one step or another of its start.
+    for (std::size_t room : {0, 1, 2}) {
+        rlimit low = saved;
+        low.rlim_cur = open + room;
+        BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+        std::string message;
+        try {
+            procpool::pool pool(4);
+        } catch (const procpool::error& e) {
+            message = e.what();
+        }
+        BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+        BOOST_TEST_CONTEXT("with room for " << room << " more descriptors: " << message) {
+            BOOST_TEST(!message.empty()); // it failed, and said why:
+            BOOST_TEST((message.find("Too many open files") != std::string::npos ||
+                        message.find("ulimit") != std::string::npos));
+        }
+    }
+    BOOST_TEST((shm_segments() == segments_before)); // nothing left in /dev/shm
+    procpool::pool pool(2);                          // and the next pool works
+    BOOST_TEST(pool.apply(square, 9) == 81);
 }

@@ -48,8 +48,14 @@ struct child_process::impl {
     std::optional<bp::child> child; // spawn; a forked worker has only its pid
     int pid = -1;
     int pidfd = -1;
+    int pidfd_errno = 0; // why pidfd_open failed
     int status = 0;
     bool reaped = false;
+
+    void open_pidfd() noexcept {
+        pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        pidfd_errno = pidfd < 0 ? errno : 0;
+    }
 
     ~impl() {
         if (pidfd >= 0)
@@ -76,6 +82,10 @@ child_process::~child_process() {
 int child_process::pid() const noexcept {
     return impl_ ? impl_->pid : -1;
 }
+int child_process::pidfd_error() const noexcept {
+    return impl_ ? impl_->pidfd_errno : 0;
+}
+
 int child_process::pidfd() const noexcept {
     return impl_ ? impl_->pidfd : -1;
 }
@@ -169,7 +179,7 @@ child_process start_process(const std::vector<std::string>& args, int pass_fd) {
         throw error("procpool: cannot start worker process " + executable() + ": " + e.what());
     }
     p->pid = p->child->id();
-    p->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, p->pid, 0));
+    p->open_pidfd();
     return child_process(std::move(p));
 }
 
@@ -204,7 +214,7 @@ public:
                                 std::strerror(-reply));
                 auto p = std::make_unique<child_process::impl>();
                 p->pid = reply;
-                p->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, reply, 0));
+                p->open_pidfd();
                 return child_process(std::move(p));
             }
             stop(); // it died: start another, once

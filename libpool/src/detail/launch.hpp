@@ -23,6 +23,8 @@ public:
     int pid() const noexcept;
     /// A pidfd for the child (readable once it exits), or -1 where the kernel has none.
     int pidfd() const noexcept;
+    /// The errno of a pidfd_open that failed, else 0.
+    int pidfd_error() const noexcept;
     /// Reaps the child; blocks until it exits. Returns the raw wait status. Idempotent.
     int wait();
     /// Sends SIGKILL unless the child was already reaped. Never throws.

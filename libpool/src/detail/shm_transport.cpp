@@ -19,8 +19,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -66,9 +68,17 @@ public:
         child_process child = forkserver_ ? fork_worker(args) : launch_worker(args);
         const int pid = child.pid();
         if (child.pidfd() < 0) {
+            const int err = child.pidfd_error();
             child.kill();
-            throw error("procpool: pidfd_open failed for worker " + std::to_string(pid) +
-                        " (ProcPool needs Linux 5.3 or later)");
+            child.wait();
+            std::string why =
+                std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
+            if (err == ENOSYS)
+                why += "; ProcPool needs Linux 5.3 or later";
+            else if (err == EMFILE || err == ENFILE)
+                why += "; each worker takes a few descriptors: raise the limit (ulimit -n)";
+            throw error("procpool: pidfd_open for worker " + std::to_string(pid) +
+                        " failed: " + why);
         }
         {
             std::lock_guard lock(mutex_);
