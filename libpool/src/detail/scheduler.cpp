@@ -269,17 +269,22 @@ void scheduler::condemn(worker_state& w, const std::string& why) {
         worker_lost_error("procpool: worker " + std::to_string(w.pid) + " sent a corrupt frame (" +
                               why + ") and was killed",
                           w.pid, std::nullopt, std::nullopt));
-    std::vector<std::vector<char>> handed; // frames the transport may still be writing
+    std::vector<std::vector<char>> handed;
+    fail_held(w, outcome, handed);
+    if (!handed.empty())
+        transport_.adopt(std::move(handed));
+}
+
+void scheduler::fail_held(worker_state& w, const chunk_outcome& outcome,
+                          std::vector<std::vector<char>>& handed) {
     for (std::size_t i = 0; i < w.queue.size(); ++i) {
         dispatched& d = w.queue[i];
         d.chunk.sink->complete_chunk(d.chunk.index, outcome);
         if (i < w.sent)
-            handed.push_back(std::move(d.chunk.frame));
+            handed.push_back(std::move(d.chunk.frame)); // the transport may still be on it
     }
     w.queue.clear();
     w.sent = 0;
-    if (!handed.empty())
-        transport_.adopt(std::move(handed));
 }
 
 void scheduler::stop_workers() {
@@ -295,17 +300,9 @@ void scheduler::stop_workers() {
 void scheduler::fail_everything(const std::exception_ptr& error) {
     chunk_outcome outcome;
     outcome.error = error;
-    std::vector<std::vector<char>> handed; // frames the transport may still be reading
-    for (worker_state& w : workers_) {
-        for (std::size_t i = 0; i < w.queue.size(); ++i) {
-            dispatched& d = w.queue[i];
-            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
-            if (i < w.sent)
-                handed.push_back(std::move(d.chunk.frame));
-        }
-        w.queue.clear();
-        w.sent = 0;
-    }
+    std::vector<std::vector<char>> handed;
+    for (worker_state& w : workers_)
+        fail_held(w, outcome, handed);
     if (!handed.empty())
         transport_.adopt(std::move(handed));
     for (outgoing_chunk& c : pending_)

@@ -133,6 +133,10 @@ private:
                   std::vector<char>* bulk);
     /// Worker `w` sent something no worker of this pool sends: see the file comment.
     void condemn(worker_state& w, const std::string& why);
+    /// Completes every chunk `w` holds with `outcome`; the frames handed to the transport go
+    /// to `handed`, for transport::adopt.
+    void fail_held(worker_state& w, const chunk_outcome& outcome,
+                   std::vector<std::vector<char>>& handed);
     void fail(std::exception_ptr error) { on_failure_(std::move(error)); }
 
     transport& transport_;
