@@ -5,11 +5,17 @@
 #include <procpool/procpool.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <exception>
+#include <filesystem>
+#include <future>
+#include <ios>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 #include <utility>
@@ -151,6 +157,52 @@ inline int throw_custom(int) {
 }
 inline int throw_int(int) {
     throw 42;
+}
+
+/// An error category of the program's own: the parent cannot make its codes again.
+inline const std::error_category& custom_category() {
+    struct category final : std::error_category {
+        const char* name() const noexcept override { return "tasks.custom"; }
+        std::string message(int value) const override { return "custom " + std::to_string(value); }
+    };
+    static const category instance;
+    return instance;
+}
+
+/// The exceptions with an error code, and the thrown texts, that throw_coded throws.
+inline constexpr int coded_kinds = 9;
+inline std::exception_ptr coded_exception(int kind) {
+    namespace fs = std::filesystem;
+    switch (kind) {
+    case 0:
+        return std::make_exception_ptr(
+            std::system_error(std::error_code(ENOENT, std::generic_category()), "opening config"));
+    case 1:
+        return std::make_exception_ptr(
+            std::system_error(std::error_code(EACCES, std::system_category())));
+    case 2:
+        return std::make_exception_ptr(fs::filesystem_error(
+            "copy", "/a/b", "/c d/e", std::make_error_code(std::errc::file_exists)));
+    case 3:
+        return std::make_exception_ptr(fs::filesystem_error(
+            "remove", "/only/one", std::make_error_code(std::errc::permission_denied)));
+    case 4:
+        return std::make_exception_ptr(
+            std::ios_base::failure("stream broke", std::make_error_code(std::io_errc::stream)));
+    case 5:
+        return std::make_exception_ptr(
+            std::future_error(std::future_errc::promise_already_satisfied));
+    case 6:
+        return std::make_exception_ptr(
+            std::system_error(std::error_code(7, custom_category()), "own category"));
+    case 7:
+        return std::make_exception_ptr(std::string("text thrown as a std::string"));
+    default:
+        return std::make_exception_ptr("text thrown as a literal");
+    }
+}
+inline int throw_coded(int kind) {
+    std::rethrow_exception(coded_exception(kind));
 }
 
 /// Kills its own worker.

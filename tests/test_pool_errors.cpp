@@ -71,6 +71,82 @@ BOOST_AUTO_TEST_CASE(a_thrown_non_exception_becomes_remote_error_naming_its_type
     }
 }
 
+namespace {
+/// Catches `error` as the type the pool must deliver for coded kind `kind`, and checks it
+/// against the same exception made here.
+void check_coded(int kind, const std::exception_ptr& error) {
+    namespace fs = std::filesystem;
+    const std::exception_ptr local = coded_exception(kind);
+    auto what = [](const std::exception_ptr& e) -> std::string {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            return x.what();
+        } catch (...) {
+            return "";
+        }
+    };
+    BOOST_TEST_CONTEXT("kind " << kind << ": " << what(local)) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const fs::filesystem_error& e) {
+            BOOST_REQUIRE(kind >= 2);
+            BOOST_REQUIRE(kind <= 3);
+            try {
+                std::rethrow_exception(local);
+            } catch (const fs::filesystem_error& l) {
+                BOOST_TEST(e.code() == l.code());
+                BOOST_TEST(e.path1() == l.path1());
+                BOOST_TEST(e.path2() == l.path2());
+                BOOST_TEST(std::string(e.what()) == l.what());
+            }
+        } catch (const std::ios_base::failure& e) {
+            BOOST_REQUIRE(kind == 4);
+            BOOST_TEST(e.code() == std::make_error_code(std::io_errc::stream));
+            BOOST_TEST(std::string(e.what()) == what(local));
+        } catch (const std::system_error& e) {
+            BOOST_REQUIRE(kind <= 1);
+            BOOST_TEST(e.code() == (kind == 0 ? std::error_code(ENOENT, std::generic_category())
+                                              : std::error_code(EACCES, std::system_category())));
+            BOOST_TEST(std::string(e.what()) == what(local));
+        } catch (const std::future_error& e) {
+            BOOST_REQUIRE(kind == 5);
+            BOOST_TEST(e.code() ==
+                       std::make_error_code(std::future_errc::promise_already_satisfied));
+        } catch (const procpool::remote_error& e) {
+            BOOST_REQUIRE(kind >= 6);
+            if (kind == 6) {
+                BOOST_TEST(e.type_name() == "std::system_error");
+                BOOST_TEST(e.message() ==
+                           "own category: custom 7 (error category tasks.custom, code 7)");
+            } else if (kind == 7) {
+                BOOST_TEST(e.type_name() == "std::string");
+                BOOST_TEST(e.message() == "text thrown as a std::string");
+            } else {
+                BOOST_TEST(e.type_name() == "const char*");
+                BOOST_TEST(e.message() == "text thrown as a literal");
+            }
+        } catch (...) {
+            BOOST_ERROR("an exception of another type");
+        }
+    }
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(exceptions_with_an_error_code_come_back_whole_and_thrown_texts_as_text) {
+    procpool::pool pool(test_options(2));
+    for (int kind = 0; kind < coded_kinds; ++kind) {
+        std::exception_ptr error;
+        try {
+            pool.apply(throw_coded, kind);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        BOOST_REQUIRE(error);
+        check_coded(kind, error);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(map_raises_the_error_of_its_failing_item_and_the_pool_stays_usable) {
     procpool::pool pool(test_options(2));
     const auto input = iota_vector(20);
