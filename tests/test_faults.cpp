@@ -82,6 +82,11 @@ int square(int x) {
     return x * x;
 }
 
+int raise_signal(int signal) {
+    ::raise(signal);
+    return 0;
+}
+
 /// The pool segments in /dev/shm now.
 std::set<std::string> shm_segments() {
     std::set<std::string> names;
@@ -454,4 +459,38 @@ BOOST_AUTO_TEST_CASE(too_few_descriptors_is_an_error_that_says_so_and_leaves_not
     BOOST_TEST((shm_segments() == segments_before)); // nothing left in /dev/shm
     procpool::pool pool(2);                          // and the next pool works
     BOOST_TEST(pool.apply(square, 9) == 81);
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_ignores_sigchld_gets_its_results_and_a_lost_worker_says_why) {
+    // The kernel then reaps the workers itself: their statuses are lost.
+    struct sigaction ignore {
+    }, saved{};
+    ignore.sa_handler = SIG_IGN;
+    BOOST_REQUIRE(::sigaction(SIGCHLD, &ignore, &saved) == 0);
+    for (const char* method : {"spawn", "forkserver"}) {
+        BOOST_TEST_CONTEXT(method) {
+            procpool::pool pool({.processes = 2,
+                                 .maxtasksperchild = 3, // workers leave, and are replaced
+                                 .context = procpool::get_context(method)});
+            std::vector<int> items(50);
+            std::iota(items.begin(), items.end(), 0);
+            const std::vector<int> squares = pool.map(square, items, 1);
+            for (int i = 0; i < 50; ++i)
+                BOOST_TEST(squares[i] == i * i);
+            auto doomed = pool.apply_async(raise_signal, SIGKILL);
+            try {
+                doomed.get(patience);
+                BOOST_ERROR("a worker killed by SIGKILL returned");
+            } catch (const procpool::worker_lost_error& e) {
+                const std::string message = e.what();
+                BOOST_TEST(message.find("ignores SIGCHLD") != std::string::npos, message);
+                BOOST_TEST(!e.exit_code().has_value());
+                BOOST_TEST(!e.signal().has_value());
+            }
+            BOOST_TEST(pool.apply(square, 7) == 49); // and it goes on
+            pool.close();
+            pool.join();
+        }
+    }
+    BOOST_REQUIRE(::sigaction(SIGCHLD, &saved, nullptr) == 0);
 }

@@ -100,12 +100,14 @@ int child_process::wait() {
         std::error_code ec;
         impl_->child->wait(ec);
         // native_exit_code() is the raw status: exit_code() cannot tell exit(9) from SIGKILL.
-        impl_->status = impl_->child->native_exit_code();
+        // After a failed wait it is Boost's "still running" value, not a status.
+        impl_->status = ec ? wait_status_lost : impl_->child->native_exit_code();
     } else {
         int status = 0;
-        while (::waitpid(impl_->pid, &status, 0) < 0 && errno == EINTR) {
+        int got = 0;
+        while ((got = ::waitpid(impl_->pid, &status, 0)) < 0 && errno == EINTR) {
         }
-        impl_->status = status;
+        impl_->status = got < 0 ? wait_status_lost : status;
     }
     impl_->reaped = true;
     return impl_->status;
@@ -316,6 +318,15 @@ void run_forkserver(int argc, char** argv) {
 }
 
 std::string describe_wait_status(int status) {
+    if (status == wait_status_lost) {
+        struct sigaction action {};
+        const bool ignored = ::sigaction(SIGCHLD, nullptr, &action) == 0 &&
+                             ((action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN ||
+                              (action.sa_flags & SA_NOCLDWAIT) != 0);
+        return ignored ? "ended, its exit status lost: this program ignores SIGCHLD, so the "
+                         "kernel reaps its children and keeps no status"
+                       : "ended, its exit status lost: it was reaped outside the pool";
+    }
     if (WIFSIGNALED(status))
         return std::string("killed by ") + signal_name(WTERMSIG(status));
     if (WIFEXITED(status))

@@ -61,4 +61,9 @@ child_process fork_worker(const std::vector<std::string>& args);
 /// Decodes a raw wait status: "exited with status 3", "killed by SIGKILL".
 std::string describe_wait_status(int status);
 
+/// What child_process::wait() returns when the child's status is lost: waitpid found no such
+/// child, because the program ignores SIGCHLD (the kernel then reaps children itself) or
+/// reaped it elsewhere. No real wait status has this value.
+inline constexpr int wait_status_lost = -1;
+
 } // namespace procpool::detail
