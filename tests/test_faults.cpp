@@ -87,6 +87,22 @@ int raise_signal(int signal) {
     return 0;
 }
 
+/// Waits for child `pid` at most `patience`; kills it if it overruns. False then.
+bool wait_bounded(pid_t pid, int& status) {
+    const auto deadline = clock_type::now() + patience;
+    while (clock_type::now() < deadline) {
+        const pid_t got = ::waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            return true;
+        if (got < 0)
+            return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return false;
+}
+
 /// The pool segments in /dev/shm now.
 std::set<std::string> shm_segments() {
     std::set<std::string> names;
@@ -493,4 +509,65 @@ BOOST_AUTO_TEST_CASE(a_program_that_ignores_sigchld_gets_its_results_and_a_lost_
         }
     }
     BOOST_REQUIRE(::sigaction(SIGCHLD, &saved, nullptr) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_alone) {
+    procpool::pool pool(2);
+    BOOST_REQUIRE(pool.apply(square, 3) == 9);
+    const std::vector<int> workers = pool.worker_pids();
+    const std::set<std::string> segments = shm_segments();
+    const pid_t child = ::fork();
+    BOOST_REQUIRE(child >= 0);
+    if (child == 0) {
+        // Each pool method throws state_error naming the owner; nothing is touched. Exit code:
+        // the number of methods that did not.
+        const std::string owner = "belongs to process " + std::to_string(::getppid());
+        int wrong = 0;
+        auto expect = [&](auto call) {
+            try {
+                call();
+                ++wrong;
+            } catch (const procpool::state_error& e) {
+                wrong += std::string(e.what()).find(owner) == std::string::npos;
+            } catch (...) {
+                ++wrong;
+            }
+        };
+        const std::vector<int> items{1, 2, 3};
+        expect([&] { pool.apply(square, 2); });
+        expect([&] { pool.apply_async(square, 2); });
+        expect([&] { pool.map(square, items); });
+        expect([&] { pool.map_async(square, items); });
+        expect([&] { pool.imap(square, items); });
+        expect([&] { pool.worker_pids(); });
+        expect([&] { pool.close(); });
+        expect([&] { pool.join(); });
+        expect([&] { pool.terminate(); });
+        ::_exit(wrong); // the pool's destructor is tried below, in a child of its own
+    }
+    int status = 0;
+    BOOST_REQUIRE(wait_bounded(child, status));
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0,
+               "methods that did not throw state_error: " << WEXITSTATUS(status));
+
+    // A child whose copy of the pool is destroyed (its scope ends, then exit() runs the rest):
+    // the parent's workers and segment stay.
+    const pid_t second = ::fork();
+    BOOST_REQUIRE(second >= 0);
+    if (second == 0) {
+        {
+            procpool::pool* copy = &pool;
+            copy->~pool();                // what leaving the pool's scope does in the child
+            new (copy) procpool::pool(1); // a pool of its own works, and ends as usual
+            const int got = copy->apply(square, 4);
+            copy->~pool();
+            ::_exit(got == 16 ? 0 : 1);
+        }
+    }
+    BOOST_REQUIRE(wait_bounded(second, status));
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    BOOST_TEST(pool.worker_pids() == workers, boost::test_tools::per_element());
+    BOOST_TEST((shm_segments() == segments));
+    BOOST_TEST(pool.apply(square, 5) == 25);
 }

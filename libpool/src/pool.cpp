@@ -19,6 +19,13 @@ pool::pool(pool_options options)
     : engine_(std::make_shared<detail::engine>(options)) {}
 
 pool::~pool() {
+    if (engine_->forked()) {
+        // A forked child's copy: its threads are not here, and its workers and segment are the
+        // parent's. Destroying it would join threads that do not exist and end what the
+        // parent still uses, so it is left as it is (the child's copy of the memory).
+        new std::shared_ptr<detail::engine>(std::move(engine_));
+        return;
+    }
     // Here, not in the engine's destructor: an imap_result may hold the engine a moment longer.
     engine_->terminate();
 }

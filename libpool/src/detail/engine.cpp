@@ -35,13 +35,17 @@
 
 #include <procpool/errors.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <pthread.h>
+#include <string>
 #include <thread>
+#include <unistd.h>
 
 namespace procpool::detail {
 
@@ -51,9 +55,25 @@ namespace {
 /// thread does (shm_transport's io_spin).
 constexpr auto caller_spin = std::chrono::microseconds(50);
 
+/// Counts the forks this process came out of (a pthread_atfork child handler), so that telling
+/// a forked child from the pool's owner costs a load instead of a getpid() system call on
+/// every submit. vfork and posix_spawn, which start workers, run no fork handler.
+std::atomic<unsigned> forks{0};
+
+unsigned fork_generation() noexcept {
+    static const bool registered = [] {
+        ::pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); });
+        return true;
+    }();
+    (void)registered;
+    return forks.load(std::memory_order_relaxed);
+}
+
 } // namespace
 
-engine::engine(const pool_options& options, transport_factory make, bool start_io_thread) {
+engine::engine(const pool_options& options, transport_factory make, bool start_io_thread)
+    : owner_pid_(::getpid())
+    , owner_fork_generation_(fork_generation()) {
     if (std::getenv(worker_environment_variable) != nullptr)
         throw state_error("procpool: this process was started as a pool worker but reached a "
                           "pool constructor; call procpool::init(argc, argv) first in main()");
@@ -90,7 +110,19 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
 }
 
 engine::~engine() {
-    terminate();
+    if (!forked()) // see pool::~pool
+        terminate();
+}
+
+bool engine::forked() const noexcept {
+    return fork_generation() != owner_fork_generation_;
+}
+
+void engine::require_owner() const {
+    if (forked())
+        throw state_error("procpool: this pool belongs to process " + std::to_string(owner_pid_) +
+                          ", which this one was forked from: a forked child cannot use it "
+                          "(make a pool of its own)");
 }
 
 void engine::require_accepting(bool from_stream) const {
@@ -103,6 +135,7 @@ void engine::require_accepting(bool from_stream) const {
 }
 
 void engine::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
+    require_owner();
     {
         std::lock_guard lock(mutex_);
         require_accepting(from_stream);
@@ -117,6 +150,7 @@ void engine::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
 }
 
 void engine::submit_one(outgoing_chunk chunk) {
+    require_owner();
     if (role_->take_for_caller()) {
         bool queued = false;
         try {
@@ -149,7 +183,7 @@ bool engine::drive(const result_sink& mine, const std::atomic<bool>& done,
     // acquire, here and below: pairs with the release that completes the result.
     if (done.load(std::memory_order_acquire))
         return true;
-    if (!role_->take_for_caller())
+    if (forked() || !role_->take_for_caller())
         return false;
     // acquire: as in collect().
     if (wakeup_.load(std::memory_order_acquire) || !sched_->only_chunks_of(mine)) {
@@ -181,6 +215,7 @@ bool engine::drive(const result_sink& mine, const std::atomic<bool>& done,
 }
 
 std::uint64_t engine::open_stream(std::weak_ptr<stream_input> stream) {
+    require_owner();
     std::lock_guard lock(mutex_);
     require_accepting(false);
     const std::uint64_t id = next_stream_id_++;
@@ -189,6 +224,8 @@ std::uint64_t engine::open_stream(std::weak_ptr<stream_input> stream) {
 }
 
 void engine::close_stream(std::uint64_t id) noexcept {
+    if (forked())
+        return;
     {
         std::lock_guard lock(mutex_);
         if (streams_.erase(id) == 0)
@@ -199,6 +236,7 @@ void engine::close_stream(std::uint64_t id) noexcept {
 }
 
 void engine::close() {
+    require_owner();
     {
         std::lock_guard lock(mutex_);
         if (state_ == run_state::running)
@@ -210,6 +248,7 @@ void engine::close() {
 }
 
 void engine::terminate() {
+    require_owner();
     std::lock_guard lifecycle(lifecycle_mutex_);
     {
         std::lock_guard lock(mutex_);
@@ -222,6 +261,7 @@ void engine::terminate() {
 }
 
 void engine::join() {
+    require_owner();
     std::vector<std::weak_ptr<stream_input>> streams;
     {
         std::lock_guard lock(mutex_);
@@ -255,6 +295,7 @@ void engine::end_threads() {
 }
 
 std::vector<int> engine::worker_pids() const {
+    require_owner();
     std::lock_guard lock(mutex_);
     if (workers_ended_ || state_ == run_state::terminating || state_ == run_state::failed)
         return {};

@@ -87,6 +87,12 @@ public:
     /// The pids of the workers now running (for tests and diagnostics). Thread-safe.
     std::vector<int> worker_pids() const;
 
+    /// True in a process forked from the one that made this engine: nothing of it may be used
+    /// there. Its threads are not in the child, and its workers and segment are the parent's:
+    /// every call but this one throws state_error there (drive and close_stream do nothing),
+    /// and the child's copy must be left undestroyed (pool::~pool leaks it). A relaxed load.
+    bool forked() const noexcept;
+
     /// Without an io thread (tests): one turn of its loop, under the io role. True when the
     /// turn moved something and the loop goes on; false when it moved nothing or has ended.
     bool turn_io() noexcept;
@@ -99,6 +105,8 @@ private:
     /// Throws the pool's failure, or state_error unless it takes new work (or, `from_stream`,
     /// the rest of an open stream). Callers hold mutex_.
     void require_accepting(bool from_stream) const;
+    /// Throws state_error in a forked child (see forked()).
+    void require_owner() const;
     enum class io_turn { progress, idle, ended };
     void io_loop() noexcept;
     /// One turn of the io loop: collect, drain, dispatch, feed, and the wind-down.
@@ -115,6 +123,8 @@ private:
     void release_role_for_caller() noexcept;
 
     std::uint32_t processes_ = 0;
+    const int owner_pid_;                  // the process that made the engine
+    const unsigned owner_fork_generation_; // fork_generation() then
 
     // Shared with callers and the supervisor, guarded by mutex_.
     mutable std::mutex mutex_;
