@@ -105,7 +105,7 @@ void digest_scenario(const settings& s, const emit_fn& emit) {
         if (results != paths.size() || digested != bytes || !first_seen)
             throw std::runtime_error("digest: wrong result");
     };
-    run(); // untimed warm-up: see the note above tiny_map in procpool_perf.cpp
+    run(); // untimed warm-up: see the note above tiny_map in scenarios.cpp
     std::vector<double> times;
     for (int r = 0; r < s.repeat; ++r) {
         const auto start = clock_type::now();

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
-bash scripts/setup.sh
+bash scripts/setup.sh # installs only the packages that are missing; no apt-get when none is
 
 echo "== CMake build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
