@@ -1,6 +1,8 @@
 // Start methods (Python: multiprocessing.get_context).
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <string_view>
 
 namespace procpool {
@@ -13,14 +15,14 @@ enum class start_method {
 };
 
 /// A start method, as get_context returns it. Cheap to copy.
-class context {
+class PROCPOOL_API context {
 public:
     /// The method's name: "spawn", "forkserver" or "mpi".
     std::string_view name() const noexcept;
     start_method method() const noexcept { return method_; }
 
 private:
-    friend context get_context(std::string_view method);
+    friend PROCPOOL_API context get_context(std::string_view method);
     explicit context(start_method method) noexcept
         : method_(method) {}
     start_method method_;
@@ -28,6 +30,6 @@ private:
 
 /// The context of the start method named `method`: "spawn", "forkserver" or "mpi".
 /// Does not block. Throws std::invalid_argument for any other name. Thread-safe.
-context get_context(std::string_view method = "spawn");
+PROCPOOL_API context get_context(std::string_view method = "spawn");
 
 } // namespace procpool

@@ -2,6 +2,8 @@
 // std::runtime_error, so `catch (const std::runtime_error&)` sees all of them.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -9,14 +11,14 @@
 namespace procpool {
 
 /// Base of every error the pool throws itself (Python: the pool's own exceptions).
-class error : public std::runtime_error {
+class PROCPOOL_API error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
 /// `async_result::get(timeout)` or `imap_result::next(timeout)` ran out of time
 /// (Python: multiprocessing.TimeoutError). The result stays usable: wait again.
-class timeout_error : public error {
+class PROCPOOL_API timeout_error : public error {
 public:
     using error::error;
 };
@@ -25,14 +27,14 @@ public:
 /// `join()` before `close()`, `successful()` before the result is ready, a result that can
 /// never complete because the pool was terminated, or a worker process that reached a pool
 /// constructor without calling `procpool::init` (Python: ValueError / AssertionError).
-class state_error : public error {
+class PROCPOOL_API state_error : public error {
 public:
     using error::error;
 };
 
 /// The worker process running this task died (killed by a signal, or exited) before it
 /// returned a result. Carries the worker's pid and either its exit code or its signal.
-class worker_lost_error : public error {
+class PROCPOOL_API worker_lost_error : public error {
 public:
     worker_lost_error(const std::string& what, int pid, std::optional<int> exit_code,
                       std::optional<int> signal)
@@ -56,7 +58,7 @@ private:
 
 /// A task threw an exception of a type the parent cannot recreate (anything but the standard
 /// exception types and ProcPool's own). `what()` reads "TYPE: MESSAGE".
-class remote_error : public error {
+class PROCPOOL_API remote_error : public error {
 public:
     remote_error(std::string type_name, std::string message)
         : error(type_name + ": " + message)
@@ -75,7 +77,7 @@ private:
 
 /// An argument, a function object or a result could not be encoded or decoded with
 /// Boost.Serialization (Python: PicklingError).
-class serialization_error : public error {
+class PROCPOOL_API serialization_error : public error {
 public:
     using error::error;
 };

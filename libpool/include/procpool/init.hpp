@@ -1,6 +1,8 @@
 // procpool::init: the one call a program makes for its workers.
 #pragma once
 
+#include <procpool/export.hpp>
+
 namespace procpool {
 
 /// Call first in main(), before anything else that has side effects.
@@ -10,6 +12,6 @@ namespace procpool {
 /// In every other process it returns at once and does nothing else. Thread-safe, but meant to
 /// be called once from main(). A worker that cannot attach to its pool exits with status 3
 /// after printing why to stderr.
-void init(int argc, char** argv);
+PROCPOOL_API void init(int argc, char** argv);
 
 } // namespace procpool

@@ -1,6 +1,8 @@
 // procpool::pool: Python's multiprocessing.Pool for C++.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <procpool/async_result.hpp>
 #include <procpool/context.hpp>
 #include <procpool/detail/result_sink.hpp>
@@ -40,7 +42,7 @@ using starmap_result_t = call_result_t<F, std::ranges::range_value_t<Range>, tru
 /// saying what to do. Arguments and results are anything Boost.Serialization can write, plus
 /// std::tuple. Every member may be called from several threads of the owning process at once.
 /// Errors the pool raises itself derive from procpool::error; see errors.hpp.
-class pool {
+class PROCPOOL_API pool {
 public:
     /// Pool(): hardware_concurrency() workers. Returns once the workers are started, without
     /// waiting for them to be ready. Throws state_error when called in a worker process that

@@ -15,6 +15,8 @@
 // its rings.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -30,7 +32,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free && sizeof(event_wo
 
 /// Wakes every process sleeping on `event`. Call after publishing the data. Lock-free; a
 /// syscall only when someone sleeps.
-void notify(event_word& event) noexcept;
+PROCPOOL_API void notify(event_word& event) noexcept;
 
 /// Resets an event nobody uses (see the file comment).
 void reset_event(event_word& event) noexcept;
@@ -44,8 +46,8 @@ bool wait_for(event_word& event, Ready&& ready, std::chrono::nanoseconds spin,
 
 /// One sleep on the futex if `ticket` is still current; ends early on a wake or a signal.
 /// `timeout` zero: no limit.
-void futex_sleep(event_word& event, std::uint32_t ticket,
-                 std::chrono::nanoseconds timeout) noexcept;
+PROCPOOL_API void futex_sleep(event_word& event, std::uint32_t ticket,
+                              std::chrono::nanoseconds timeout) noexcept;
 
 /// A hint to the CPU that we are spinning.
 inline void cpu_relax() noexcept {

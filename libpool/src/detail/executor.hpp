@@ -1,6 +1,8 @@
 // What a worker does with one task frame, whatever carried it there (a ring or MPI).
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include "function_ref.hpp"
 
 #include <procpool/detail/task_identity.hpp>
@@ -22,7 +24,7 @@ struct frame_bulk {
     bool apart = false; ///< to be read apart (task_call::bulk_apart)
 };
 
-class frame_executor {
+class PROCPOOL_API frame_executor {
 public:
     /// Runs the task frame `frame` and writes the result frame (result_header first) to
     /// `output`, which it clears first, and to `bulk`: the frame is `output` followed by
@@ -47,6 +49,7 @@ private:
 
 /// The result frame of a task frame that is not run (a transport cannot carry it): a
 /// procpool::error with `message`, as frame_executor::run writes for a frame it cannot run.
-std::vector<char> refused_result(std::span<const std::byte> frame, const char* message);
+PROCPOOL_API std::vector<char> refused_result(std::span<const std::byte> frame,
+                                              const char* message);
 
 } // namespace procpool::detail

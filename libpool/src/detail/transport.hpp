@@ -16,6 +16,8 @@
 // holding the engine's io role (io_role.hpp): one thread at a time, ordered by the role.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include "function_ref.hpp"
 
 #include <procpool/pool_options.hpp>
@@ -59,7 +61,7 @@ struct transport_options {
     std::function<void(const worker_exit&)> on_exit;
 };
 
-class transport {
+class PROCPOOL_API transport {
 public:
     /// Gets a frame; the buffer holding it at its start when the handler may take it
     /// (swapping in another, as frame_reader::storage() allows), or null; and the frame's bulk
@@ -157,7 +159,7 @@ struct mpi_hooks {
     /// serves as a worker and never returns.
     void (*init)(int argc, char** argv) = nullptr;
 };
-void register_mpi(const mpi_hooks& hooks) noexcept;
+PROCPOOL_API void register_mpi(const mpi_hooks& hooks) noexcept;
 /// The hooks registered, or empty ones.
 const mpi_hooks& registered_mpi() noexcept;
 

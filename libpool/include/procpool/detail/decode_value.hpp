@@ -2,12 +2,14 @@
 // becomes the serialization_error its caller rethrows (defined in codec.cpp).
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <exception>
 
 namespace procpool::detail {
 
 /// Throws serialization_error for a result that could not be decoded.
-[[noreturn]] void throw_decode_error(const char* what);
+[[noreturn]] PROCPOOL_API void throw_decode_error(const char* what);
 
 /// Reads one result value; a failure is rethrown by throw_decode_error.
 template <class T, class Decoder>

@@ -2,6 +2,8 @@
 // library's imap_channel, src/detail/imap_channel.hpp) say to each other.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <procpool/detail/kept_results.hpp>
 #include <procpool/detail/spare_buffers.hpp>
 
@@ -21,7 +23,7 @@ struct encoded_chunk {
 };
 
 /// An imap's input. Called by one thread at a time; never throws (failures go in `error`).
-class imap_source {
+class PROCPOOL_API imap_source {
 public:
     virtual ~imap_source() = default;
     /// Encodes the next chunk, into a buffer of `spares` (when not null) that it has to reuse.
@@ -36,7 +38,7 @@ struct imap_chunk {
 };
 
 /// The consumer's side of an imap: finished chunks, in delivery order.
-class imap_stream {
+class PROCPOOL_API imap_stream {
 public:
     virtual ~imap_stream() = default;
     /// The next finished chunk in delivery order; nullopt when every chunk has been delivered.

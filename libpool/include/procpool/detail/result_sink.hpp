@@ -3,6 +3,8 @@
 // of it.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <procpool/detail/spare_buffers.hpp>
 
 #include <atomic>
@@ -36,7 +38,7 @@ struct chunk_outcome {
 
 /// Receives the outcome of chunks. The engine calls complete_chunk exactly once per chunk,
 /// from one thread at a time (the result thread, or the thread ending the pool).
-class result_sink {
+class PROCPOOL_API result_sink {
 public:
     virtual ~result_sink() = default;
     virtual void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept = 0;
@@ -44,7 +46,7 @@ public:
 
 /// What a thread waiting for a result can ask of the pool that will complete it: to move its
 /// frames itself while it waits, instead of sleeping until the io thread wakes it (the engine).
-class result_driver {
+class PROCPOOL_API result_driver {
 public:
     /// Moves frames until `done` is true, `deadline` passes, or a short spin ends, when `mine`
     /// is the only sink with work in the pool and nothing else needs the io thread. Returns

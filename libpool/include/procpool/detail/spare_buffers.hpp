@@ -5,13 +5,15 @@
 // transport, the scheduler and, with each chunk's outcome, to the result states.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <cstddef>
 #include <vector>
 
 namespace procpool::detail {
 
 /// Thread-safe; never throws.
-class spare_buffers {
+class PROCPOOL_API spare_buffers {
 public:
     /// Only buffers of at least this capacity are kept: smaller ones come from malloc's free
     /// lists, already in memory.

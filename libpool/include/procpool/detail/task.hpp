@@ -7,6 +7,8 @@
 // reports what it threw; the stage it had reached tells a decoding failure from a task's own.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <procpool/detail/codec.hpp>
 #include <procpool/detail/exception_codec.hpp>
 #include <procpool/detail/task_identity.hpp>
@@ -277,7 +279,7 @@ private:
 };
 
 /// Rethrows the exception in flight as serialization_error naming what was being encoded.
-[[noreturn]] void throw_encode_error(const char* what);
+[[noreturn]] PROCPOOL_API void throw_encode_error(const char* what);
 
 template <class F, class Item, bool Star>
 template <class Fn>

@@ -10,6 +10,8 @@
 // of a module whose build-id matches the parent's.
 #pragma once
 
+#include <procpool/export.hpp>
+
 #include <cstdint>
 
 namespace procpool::detail {
@@ -29,14 +31,14 @@ struct code_address {
 
 /// The module-relative form of `code`. Throws procpool::error when `code` lies in no loaded
 /// module. Thread-safe.
-code_address to_code_address(const void* code);
+PROCPOOL_API code_address to_code_address(const void* code);
 
 /// The address back in this process, or nullptr when no loaded module has that key or the
 /// offset is outside the module's executable segments. Thread-safe, does not throw.
 const void* from_code_address(code_address address) noexcept;
 
 /// Records `fn` as a trampoline. Called from static initialisers. Thread-safe.
-void register_trampoline(trampoline_fn fn) noexcept;
+PROCPOOL_API void register_trampoline(trampoline_fn fn) noexcept;
 
 /// The registered trampoline at `address`, or nullptr when none is registered there.
 trampoline_fn find_trampoline(const void* address) noexcept;
