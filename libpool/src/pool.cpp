@@ -69,6 +69,10 @@ std::weak_ptr<detail::result_driver> pool::driver() const noexcept {
 }
 
 std::vector<char> pool::take_frame_buffer() noexcept {
+    // In a forked child, not even the spares' mutex: a thread of the parent may have held it
+    // at the fork. The call that follows the encoding throws state_error.
+    if (engine_->forked())
+        return {};
     return engine_->spares()->take();
 }
 
