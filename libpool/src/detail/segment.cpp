@@ -189,25 +189,32 @@ segment segment::attach(const std::string& name) {
                     e.what());
     }
     const auto& h = *reinterpret_cast<const segment_header*>(p->base());
-    auto refuse = [&](const std::string& why) {
+    if (std::string why = segment_header_problem(h, p->region.get_size()); !why.empty())
         throw error("procpool: shared-memory segment " + name + " refused: " + why);
-    };
-    if (h.magic != segment_magic)
-        refuse("bad magic (not a ProcPool segment)");
-    if (h.layout_version != segment_layout_version)
-        refuse("layout version " + std::to_string(h.layout_version) + ", this build speaks " +
-               std::to_string(segment_layout_version));
     p->layout = segment_layout{h.worker_count, h.ring_bytes};
-    if (h.header_bytes != segment_layout::header_bytes() || h.slot_bytes != sizeof(worker_slot))
-        refuse("header or slot size differs from this build's");
-    if (h.ring_bytes == 0 || (h.ring_bytes & (h.ring_bytes - 1)) != 0)
-        refuse("ring size " + std::to_string(h.ring_bytes) + " is not a power of two");
-    if (h.segment_bytes != p->layout.total_bytes() || h.segment_bytes > p->region.get_size())
-        refuse("segment size " + std::to_string(h.segment_bytes) + " does not match its layout");
-    if (h.module_key != main_module_key())
-        refuse("the worker's executable is not the parent's (build-id differs: was the "
-               "program rebuilt while the pool ran?)");
     return segment(std::move(p));
+}
+
+std::string segment_header_problem(const segment_header& h, std::uint64_t mapped_bytes) {
+    if (h.magic != segment_magic)
+        return "bad magic (not a ProcPool segment)";
+    if (h.layout_version != segment_layout_version)
+        return "layout version " + std::to_string(h.layout_version) + ", this build speaks " +
+               std::to_string(segment_layout_version);
+    if (h.header_bytes != segment_layout::header_bytes() || h.slot_bytes != sizeof(worker_slot))
+        return "header or slot size differs from this build's";
+    if (h.worker_count == 0 || h.worker_count > segment_layout::max_workers)
+        return "worker count " + std::to_string(h.worker_count) + " is out of range";
+    if (h.ring_bytes == 0 || (h.ring_bytes & (h.ring_bytes - 1)) != 0 ||
+        h.ring_bytes > segment_layout::max_ring_bytes)
+        return "ring size " + std::to_string(h.ring_bytes) + " is not a power of two in range";
+    const segment_layout layout{h.worker_count, h.ring_bytes};
+    if (h.segment_bytes != layout.total_bytes() || h.segment_bytes > mapped_bytes)
+        return "segment size " + std::to_string(h.segment_bytes) + " does not match its layout";
+    if (h.module_key != main_module_key())
+        return "the worker's executable is not the parent's (build-id differs: was the program "
+               "rebuilt while the pool ran?)";
+    return {};
 }
 
 segment_header& segment::header() const noexcept {

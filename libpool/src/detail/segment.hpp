@@ -90,6 +90,9 @@ struct segment_layout {
     std::uint64_t ring_bytes = 0;
 
     static constexpr std::uint64_t page = 4096;
+    /// Bounds a header is checked against (a pool refuses more than 4096 processes).
+    static constexpr std::uint32_t max_workers = 4096;
+    static constexpr std::uint64_t max_ring_bytes = std::uint64_t{1} << 40;
     /// Bytes at the start of each ring backed when the segment is made; a ring's producer
     /// reserves the rest when it first writes past them (ring_backing).
     static constexpr std::uint64_t ring_backed_bytes = std::uint64_t{64} << 10;
@@ -145,6 +148,11 @@ private:
     explicit segment(std::unique_ptr<impl> p) noexcept;
     std::unique_ptr<impl> impl_;
 };
+
+/// What is wrong with a segment header read from `mapped_bytes` bytes of shared memory, or an
+/// empty string when a worker of this build may use it. Every field is checked before any is
+/// used to compute an offset. Never reads past `h`; the bytes are untrusted.
+std::string segment_header_problem(const segment_header& h, std::uint64_t mapped_bytes);
 
 /// Removes the names of segments whose parent process no longer runs. Never throws.
 void sweep_orphaned_segments() noexcept;
