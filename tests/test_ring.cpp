@@ -551,3 +551,31 @@ BOOST_AUTO_TEST_CASE(a_producer_whose_ring_cannot_be_backed_writes_nothing_past_
     frame_reader reader;
     BOOST_TEST(!reader.pump(ring.consumer)); // the second frame never arrives
 }
+
+// The other side's counter lives in memory that side can write (ring.hpp: untrusted
+// counters). A head or tail no honest peer could have written must never make a view touch a
+// byte outside its ring.
+BOOST_AUTO_TEST_CASE(a_head_past_what_the_ring_holds_reads_as_empty_and_is_reported) {
+    test_ring ring(4096);
+    const auto frame = pattern(100, 1);
+    BOOST_REQUIRE(ring.producer.write_some(frame.data(), frame.size()) == frame.size());
+    BOOST_TEST(!ring.consumer.overrun());
+    ring.control->head.store(4096 + 1); // the consumer is at 0
+    std::vector<std::byte> out(8192);
+    BOOST_TEST(ring.consumer.readable() == 0u);
+    BOOST_TEST(ring.consumer.read_some(out.data(), out.size()) == 0u);
+    BOOST_TEST(ring.consumer.overrun());
+    BOOST_TEST(ring.consumer.position() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_tail_past_the_head_reads_as_a_full_ring_and_is_reported) {
+    test_ring ring(4096);
+    const auto frame = pattern(100, 2);
+    BOOST_REQUIRE(ring.producer.write_some(frame.data(), frame.size()) == frame.size());
+    ring.control->tail.store(1000); // past the head, 100: it would claim 4096 + 900 free bytes
+    BOOST_TEST(ring.producer.writable() == 0u);
+    const auto big = pattern(8192, 3);
+    BOOST_TEST(ring.producer.write_some(big.data(), big.size()) == 0u);
+    BOOST_TEST(ring.producer.overrun());
+    BOOST_TEST(ring.producer.position() == 100u);
+}

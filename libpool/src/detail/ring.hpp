@@ -28,6 +28,13 @@
 // surviving side sees a ring that never fills or never drains, not corrupt data. Only the
 // parent resets a ring (reset_after_crash), after it has reaped the worker that used it and
 // read every complete frame it had published, so no process touches the ring during a reset.
+//
+// Untrusted counters. The other side's counter lives in memory that side can write, and a
+// worker's task may scribble over it. Each view keeps its own counter to itself and checks the
+// other's on every load: one that claims more used bytes than the ring holds (head - tail over
+// the capacity, or a tail past the head) can come from no honest peer. The view then sees an
+// empty ring (consumer) or a full one (producer), never touches a byte outside the ring, and
+// says so (overrun()), so the parent can condemn that worker.
 #pragma once
 
 #include <algorithm>
@@ -100,6 +107,10 @@ public:
     std::uint64_t writable() noexcept {
         // SYNC POINT READ free space: pairs with the consumer's tail.store(release).
         tail_cache_ = control_->tail.load(std::memory_order_acquire);
+        if (head_ - tail_cache_ > capacity_) { // see "Untrusted counters" above
+            overrun_ = true;
+            tail_cache_ = head_ - capacity_; // full: no room
+        }
         return capacity_ - (head_ - tail_cache_);
     }
 
@@ -123,6 +134,8 @@ public:
     std::uint64_t position() const noexcept { return head_; }
     /// The ring's memory could not be backed: nothing more can be written past its start.
     bool unbacked() const noexcept { return unbacked_; }
+    /// The consumer's tail was seen impossible (see "Untrusted counters"): the ring stays full.
+    bool overrun() const noexcept { return overrun_; }
 
 private:
     bool reserve() noexcept {
@@ -150,6 +163,7 @@ private:
     ring_backing backing_;
     std::uint64_t backed_end_ = ~std::uint64_t{0}; // positions below it are backed
     bool unbacked_ = false;
+    bool overrun_ = false;
 };
 
 /// The consumer's view of a ring. One per process side; never shared between threads.
@@ -168,6 +182,10 @@ public:
     std::uint64_t readable() noexcept {
         // SYNC POINT READ data: pairs with the producer's head.store(release).
         head_cache_ = control_->head.load(std::memory_order_acquire);
+        if (head_cache_ - tail_ > capacity_) { // see "Untrusted counters" above
+            overrun_ = true;
+            head_cache_ = tail_; // empty: nothing to read
+        }
         return head_cache_ - tail_;
     }
 
@@ -192,6 +210,9 @@ public:
     std::uint64_t capacity() const noexcept { return capacity_; }
     /// Bytes ever read through this view's ring (its tail).
     std::uint64_t position() const noexcept { return tail_; }
+    /// The producer's head was seen impossible (see "Untrusted counters"): the ring stays
+    /// empty.
+    bool overrun() const noexcept { return overrun_; }
 
 private:
     /// Passes up to `n` readable bytes to `take(pointer, count)`, in one or two pieces (where
@@ -227,6 +248,7 @@ private:
     std::uint64_t capacity_ = 0;
     std::uint64_t tail_ = 0;       // our own counter: only we write tail
     std::uint64_t head_cache_ = 0; // last head seen; readable is at least head_cache - tail
+    bool overrun_ = false;
 };
 
 /// The top bit of a frame's length: a u64 follows, the length of the frame's end that the
