@@ -4,7 +4,7 @@
 #define PROCPOOL_TEST_SUITE_NAME "faults"
 #include "test_main.hpp"
 
-#include "../libpool/src/detail/event.hpp"
+#include "../libpool/src/detail/doorbell.hpp"
 #include "../libpool/src/detail/segment.hpp"
 
 #include <procpool/procpool.hpp>
@@ -41,41 +41,115 @@ namespace {
 
 constexpr auto patience = 60s;
 
+/// The mappings of pool segments in this process (/proc/self/maps).
+struct segment_mapping {
+    std::byte* start = nullptr;
+    std::uint64_t bytes = 0;
+    std::string perms; ///< "r--s", "rw-s"
+    std::uint64_t offset = 0;
+};
+
+std::vector<segment_mapping> segment_mappings() {
+    std::vector<segment_mapping> found;
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find("/dev/shm/procpool-") == std::string::npos)
+            continue;
+        std::istringstream in(line);
+        std::string range, perms, offset;
+        in >> range >> perms >> offset;
+        const std::uintptr_t start = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+        const std::uintptr_t end = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+        found.push_back({reinterpret_cast<std::byte*>(start), end - start, perms,
+                         std::stoull(offset, nullptr, 16)});
+    }
+    return found;
+}
+
+/// The worker's one read-write mapping (its block) and its read-only one (the header).
+std::optional<segment_mapping> mapping_with(const std::string& perms) {
+    for (const segment_mapping& m : segment_mappings())
+        if (m.perms == perms)
+            return m;
+    return std::nullopt;
+}
+
+/// Runs in a worker: what it has mapped of the pool's segment, one "perms offset bytes" line
+/// a mapping, after a first line "ring_bytes N".
+std::vector<std::string> worker_segment_view() {
+    namespace d = procpool::detail;
+    std::vector<std::string> lines;
+    const auto header = mapping_with("r--s");
+    if (!header)
+        return lines;
+    lines.push_back(
+        "ring_bytes " +
+        std::to_string(reinterpret_cast<const d::segment_header*>(header->start)->ring_bytes));
+    for (const segment_mapping& m : segment_mappings())
+        lines.push_back(m.perms + " " + std::to_string(m.offset) + " " + std::to_string(m.bytes));
+    std::sort(lines.begin() + 1, lines.end()); // "r--s" first
+    return lines;
+}
+
+/// Rings the parent's doorbell, as a worker that published would (doorbell.hpp).
+void ring_parent() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n =
+        ::write(procpool::detail::doorbell_descriptor, &one, sizeof one);
+}
+
 /// Runs in a worker: does what a stale pointer in a native task might, within the worker's own
-/// part of the pool's shared memory. It finds its mapping of the segment (/proc/self/maps) and
-/// its slot (by pid), writes a frame length no parent can allocate at the head of its outbox,
+/// part of the pool's shared memory. It finds its block (its one read-write mapping of the
+/// segment), writes a frame length no parent can allocate at the head of its outbox,
 /// publishes it and wakes the parent. The parent must kill this worker, fail its task with
 /// worker_lost_error, and go on; the sleep ends with the kill (or, if the parent took the
 /// garbage, the task returns late, and the test fails: no hang).
 int scribble_over_own_outbox() {
     namespace d = procpool::detail;
-    std::ifstream maps("/proc/self/maps");
-    std::uintptr_t start = 0;
-    for (std::string line; std::getline(maps, line);) {
-        if (line.find("/dev/shm/procpool-") != std::string::npos) {
-            start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
-            break;
-        }
-    }
-    if (start == 0)
+    const auto header_map = mapping_with("r--s");
+    const auto block = mapping_with("rw-s");
+    if (!header_map || !block)
         return -1; // not a shared-memory worker
-    auto* base = reinterpret_cast<std::byte*>(start);
-    const auto& header = *reinterpret_cast<const d::segment_header*>(base);
-    const d::segment_layout layout{header.worker_count, header.ring_bytes};
-    for (std::uint32_t i = 0; i < header.worker_count; ++i) {
-        auto& slot = *reinterpret_cast<d::worker_slot*>(base + layout.slot_offset(i));
-        if (slot.pid.load() != ::getpid())
-            continue;
-        const std::uint64_t head = slot.outbox.head.load();
-        const std::uint64_t garbage = std::uint64_t{1} << 62;
-        std::memcpy(base + layout.outbox_offset(i) + (head & (header.ring_bytes - 1)), &garbage,
-                    sizeof garbage);
-        slot.outbox.head.store(head + sizeof garbage);
-        d::notify(const_cast<d::segment_header&>(header).parent_event);
-        std::this_thread::sleep_for(30s);
-        return 1;
+    const auto& header = *reinterpret_cast<const d::segment_header*>(header_map->start);
+    auto& slot = *reinterpret_cast<d::worker_slot*>(block->start);
+    std::byte* outbox = block->start + d::segment_layout::slot_region_bytes() + header.ring_bytes;
+    const std::uint64_t head = slot.outbox.head.load();
+    const std::uint64_t garbage = std::uint64_t{1} << 62;
+    std::memcpy(outbox + (head & (header.ring_bytes - 1)), &garbage, sizeof garbage);
+    slot.outbox.head.store(head + sizeof garbage);
+    ring_parent();
+    std::this_thread::sleep_for(30s);
+    return 1;
+}
+
+/// Runs in a worker: a stale pointer in a loop, over all of the worker's block (its slot, both
+/// rings' counters and data) with pseudo-random bytes, then a wake-up for the parent. Only
+/// this worker's task may pay for it.
+int scribble_over_own_block() {
+    const auto block = mapping_with("rw-s");
+    if (!block)
+        return -1;
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(::getpid());
+    for (std::uint64_t i = 0; i + 8 <= block->bytes; i += 8) {
+        x ^= x << 13; // xorshift64
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::memcpy(block->start + i, &x, sizeof x);
     }
-    return -2; // no slot of this pid
+    ring_parent();
+    std::this_thread::sleep_for(30s);
+    return 1;
+}
+
+/// Runs in a worker: a store into the segment's header, which a worker maps read-only. It
+/// must be a SIGSEGV in this worker, never a change the parent sees.
+int write_into_the_header() {
+    const auto header = mapping_with("r--s");
+    if (!header)
+        return -1;
+    volatile auto* magic = reinterpret_cast<volatile std::uint64_t*>(header->start);
+    *magic = 0;
+    return 1;
 }
 
 int square(int x) {
@@ -442,6 +516,83 @@ BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_shared_memory_costs_its_ta
     const std::vector<int> squares = pool.map(square, items);
     for (int i = 0; i < 200; ++i)
         BOOST_TEST(squares[i] == i * i);
+    pool.close();
+    pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_maps_the_header_read_only_and_its_own_block_and_nothing_else) {
+    namespace d = procpool::detail;
+    for (const char* method : {"spawn", "forkserver"}) {
+        BOOST_TEST_MESSAGE(method);
+        procpool::pool pool({.processes = 2, .context = procpool::get_context(method)});
+        std::set<std::uint64_t> blocks;
+        for (int round = 0; round < 8; ++round) {
+            const std::vector<std::string> view = pool.apply(worker_segment_view);
+            BOOST_TEST_MESSAGE(
+                std::accumulate(view.begin(), view.end(), std::string(),
+                                [](std::string a, const std::string& b) { return a + b + "; "; }));
+            BOOST_REQUIRE(view.size() == 3u); // ring_bytes, then exactly two mappings
+            const std::uint64_t ring_bytes = std::stoull(view[0].substr(view[0].find(' ') + 1));
+            const d::segment_layout layout{2, ring_bytes};
+            BOOST_TEST(view[1] ==
+                       "r--s 0 " + std::to_string(d::segment_layout::header_region_bytes()));
+            bool own_block = false;
+            for (std::uint32_t i = 0; i < 2; ++i) {
+                if (view[2] == "rw-s " + std::to_string(layout.block_offset(i)) + " " +
+                                   std::to_string(layout.block_bytes())) {
+                    own_block = true;
+                    blocks.insert(i);
+                }
+            }
+            BOOST_TEST(own_block, view[2]);
+        }
+        BOOST_TEST(!blocks.empty());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_writes_into_the_header_dies_alone_and_the_pool_goes_on) {
+    procpool::pool pool(2);
+    const std::vector<int> before = pool.worker_pids();
+    auto doomed = pool.apply_async(write_into_the_header);
+    std::vector<int> items(200);
+    std::iota(items.begin(), items.end(), 0);
+    auto squares = pool.map_async(square, items);
+    try {
+        const int got = doomed.get(patience);
+        BOOST_ERROR("the store into the header succeeded (task returned " << got << ")");
+    } catch (const procpool::worker_lost_error& e) {
+        BOOST_TEST(e.signal().value_or(0) == SIGSEGV, e.what());
+        BOOST_TEST(std::count(before.begin(), before.end(), e.pid()) == 1);
+    }
+    const std::vector<int> got = squares.get(patience);
+    for (int i = 0; i < 200; ++i)
+        BOOST_TEST(got[i] == i * i);
+    BOOST_TEST(pool.apply(square, 7) == 49); // a replacement runs
+    pool.close();
+    pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_whole_block_costs_its_task_alone) {
+    procpool::pool pool(2);
+    const std::vector<int> before = pool.worker_pids();
+    auto doomed = pool.apply_async(scribble_over_own_block);
+    try {
+        const int got = doomed.get(patience);
+        BOOST_ERROR("the task returned " << got << " instead of costing its worker");
+    } catch (const procpool::worker_lost_error& e) {
+        const std::string message = e.what();
+        BOOST_TEST(message.find("sent a corrupt frame") != std::string::npos, message);
+        BOOST_TEST(std::count(before.begin(), before.end(), e.pid()) == 1);
+    }
+    std::vector<int> items(500);
+    std::iota(items.begin(), items.end(), 0);
+    const std::vector<int> squares = pool.map(square, items, 1);
+    for (int i = 0; i < 500; ++i)
+        BOOST_TEST(squares[i] == i * i);
+    // The pids the pool reports are its own copies, never the scribbled slot's.
+    for (const int pid : pool.worker_pids())
+        BOOST_TEST(::kill(pid, 0) == 0);
+    BOOST_TEST(pool.worker_pids().size() == 2u);
     pool.close();
     pool.join();
 }

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +23,7 @@ namespace {
 
 bool refused_because(const std::string& name, const std::string& why) {
     try {
-        segment::attach(name);
+        segment::attach(name, 0);
     } catch (const procpool::error& e) {
         const std::string what = e.what();
         BOOST_TEST_MESSAGE(what);
@@ -55,8 +57,55 @@ BOOST_AUTO_TEST_CASE(a_name_that_exists_is_never_opened_as_a_new_segment) {
 
 BOOST_AUTO_TEST_CASE(a_matching_segment_attaches) {
     segment a = segment::create(2, 4096);
-    segment b = segment::attach(a.name());
+    segment b = segment::attach(a.name(), 1);
     BOOST_TEST(b.header().worker_count == 2u);
+    // The worker's view of its slot is the parent's slot 1.
+    b.slot(1).running_task.store(42);
+    BOOST_TEST(a.slot(1).running_task.load() == 42u);
+    BOOST_TEST(a.slot(0).running_task.load() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_index_past_the_segment_is_refused) {
+    segment a = segment::create(2, 4096);
+    BOOST_CHECK_EXCEPTION(segment::attach(a.name(), 2), std::invalid_argument,
+                          [](const std::invalid_argument& e) {
+                              return std::string(e.what()).find("worker index 2 is out of range") !=
+                                     std::string::npos;
+                          });
+}
+
+BOOST_AUTO_TEST_CASE(a_ring_smaller_than_a_page_or_not_a_power_of_two_is_refused) {
+    BOOST_CHECK_THROW(segment::create(1, 2048), std::invalid_argument);
+    BOOST_CHECK_THROW(segment::create(1, 3 * 4096), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(each_worker_block_is_page_aligned_and_follows_the_header) {
+    const segment_layout layout{3, 8192};
+    BOOST_TEST(segment_layout::header_region_bytes() % segment_layout::page == 0u);
+    BOOST_TEST(layout.block_offset(0) == segment_layout::header_region_bytes());
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        BOOST_TEST(layout.block_offset(i) % segment_layout::page == 0u);
+        BOOST_TEST(layout.inbox_offset(i) == layout.block_offset(i) + segment_layout::page);
+        BOOST_TEST(layout.outbox_offset(i) + 8192 == layout.block_offset(i) + layout.block_bytes());
+    }
+    BOOST_TEST(layout.total_bytes() == layout.block_offset(3));
+}
+
+BOOST_AUTO_TEST_CASE(a_header_with_sizes_out_of_range_is_refused_before_any_offset_is_computed) {
+    segment a = segment::create(2, 4096);
+    segment_header h;
+    std::memcpy(static_cast<void*>(&h), &a.header(), sizeof h);
+    BOOST_TEST(segment_header_problem(h, a.header().segment_bytes).empty());
+    h.worker_count = 0;
+    BOOST_TEST(segment_header_problem(h, a.header().segment_bytes).find("worker count 0") == 0u);
+    h.worker_count = 1u << 31;
+    BOOST_TEST(segment_header_problem(h, a.header().segment_bytes).find("out of range") !=
+               std::string::npos);
+    h.worker_count = 2;
+    h.ring_bytes = std::uint64_t{1} << 62;
+    BOOST_TEST(segment_header_problem(h, a.header().segment_bytes).find("ring size") == 0u);
+    h.ring_bytes = 4096;
+    BOOST_TEST(segment_header_problem(h, h.segment_bytes - 1).find("segment size") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_segment_whose_header_does_not_match_is_refused_with_the_reason) {
@@ -72,6 +121,8 @@ BOOST_AUTO_TEST_CASE(a_segment_whose_header_does_not_match_is_refused_with_the_r
     a.header().module_key ^= 1;
     a.header().ring_bytes = 3000;
     BOOST_TEST(refused_because(a.name(), "ring size 3000 is not a power of two"));
+    a.header().ring_bytes = 2048;
+    BOOST_TEST(refused_because(a.name(), "ring size 2048 is not a power of two"));
 }
 
 BOOST_AUTO_TEST_CASE(removing_the_name_leaves_nothing_in_dev_shm) {
@@ -103,7 +154,7 @@ BOOST_AUTO_TEST_CASE(rings_are_backed_in_full_only_once_their_producer_writes_pa
     BOOST_TEST(at_start < 2 * ring); // of the 4 MiB of rings
 
     // A worker's producer, on its own mapping, writes a frame larger than the backed start.
-    segment b = segment::attach(a.name());
+    segment b = segment::attach(a.name(), 1);
     ring_producer out = b.outbox_producer(1);
     const std::vector<std::byte> frame(300 << 10, std::byte{7});
     frame_writer writer;

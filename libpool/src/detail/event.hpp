@@ -58,19 +58,28 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+/// Spins until `ready()` is true or `spin` has passed: checks only, no stores to shared lines.
+/// Returns ready()'s last value.
+template <class Ready>
+bool spin_until(Ready& ready, std::chrono::nanoseconds spin) {
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    for (unsigned i = 0;; ++i) {
+        if (ready())
+            return true;
+        if ((i & 63) == 63 && clock::now() - start >= spin)
+            return false;
+        cpu_relax();
+    }
+}
+
 template <class Ready>
 bool wait_for(event_word& event, Ready&& ready, std::chrono::nanoseconds spin,
               std::chrono::nanoseconds timeout) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
-    // Spin: checks only, no stores to shared lines.
-    for (unsigned i = 0;; ++i) {
-        if (ready())
-            return true;
-        if ((i & 63) == 63 && clock::now() - start >= spin)
-            break;
-        cpu_relax();
-    }
+    if (spin_until(ready, spin))
+        return true;
     for (;;) {
         // acquire: a notifier's bump is ordered after its data, so a new ticket means new data.
         const std::uint32_t ticket = event.sequence.load(std::memory_order_acquire);

@@ -37,6 +37,7 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,7 +189,8 @@ child_process start_process(const std::vector<std::string>& args, int pass_fd) {
 // ---- the forkserver ----
 //
 // Protocol, over a SOCK_SEQPACKET socket pair (one message per request, no framing needed):
-//   request  the worker's arguments, each followed by a NUL byte
+//   request  the worker's arguments, each followed by a NUL byte, and one descriptor
+//            (SCM_RIGHTS): the pool's doorbell, which the worker gets as descriptor 3
 //   reply    an int32: the worker's pid, or -errno when clone failed
 // The forkserver is single-threaded, so forking it (with a raw clone, which runs no atfork
 // handlers) copies a consistent process.
@@ -197,7 +199,7 @@ constexpr std::size_t max_request = 4096;
 
 class forkserver_client {
 public:
-    child_process fork(const std::vector<std::string>& args) {
+    child_process fork(const std::vector<std::string>& args, int pass_fd) {
         std::string request;
         for (const std::string& a : args) {
             request += a;
@@ -210,7 +212,7 @@ public:
             if (!server_)
                 start();
             std::int32_t reply = 0;
-            if (exchange(request, reply)) {
+            if (exchange(request, pass_fd, reply)) {
                 if (reply < 0)
                     throw error(std::string("procpool: the forkserver cannot fork a worker: ") +
                                 std::strerror(-reply));
@@ -256,9 +258,20 @@ private:
         }
     }
 
-    bool exchange(const std::string& request, std::int32_t& reply) noexcept {
-        if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
-            static_cast<ssize_t>(request.size()))
+    bool exchange(const std::string& request, int pass_fd, std::int32_t& reply) noexcept {
+        iovec data{const_cast<char*>(request.data()), request.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr message{};
+        message.msg_iov = &data;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&message);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        if (::sendmsg(fd_, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
             return false;
         ssize_t n;
         while ((n = ::recv(fd_, &reply, sizeof reply, 0)) < 0 && errno == EINTR) {
@@ -273,13 +286,13 @@ private:
 
 } // namespace
 
-child_process launch_worker(const std::vector<std::string>& args) {
-    return start_process(args, -1);
+child_process launch_worker(const std::vector<std::string>& args, int pass_fd) {
+    return start_process(args, pass_fd);
 }
 
-child_process fork_worker(const std::vector<std::string>& args) {
+child_process fork_worker(const std::vector<std::string>& args, int pass_fd) {
     static forkserver_client client;
-    return client.fork(args);
+    return client.fork(args, pass_fd);
 }
 
 void run_forkserver(int argc, char** argv) {
@@ -292,11 +305,23 @@ void run_forkserver(int argc, char** argv) {
     ::unsetenv(worker_environment_variable);
     std::vector<char> buffer(max_request);
     for (;;) {
-        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+        iovec data{buffer.data(), buffer.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr message{};
+        message.msg_iov = &data;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            ::_exit(0);                   // the program closed its end, or died
+            ::_exit(0); // the program closed its end, or died
+        int passed = -1;
+        if (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr && c->cmsg_level == SOL_SOCKET &&
+                                                  c->cmsg_type == SCM_RIGHTS &&
+                                                  c->cmsg_len == CMSG_LEN(sizeof(int)))
+            std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
         std::vector<char*> args{argv[0]}; // the request starts with worker_flag
         for (ssize_t i = 0; i < n;) {
             args.push_back(buffer.data() + i);
@@ -308,9 +333,16 @@ void run_forkserver(int argc, char** argv) {
         const long pid =
             ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
         if (pid == 0) {
+            // The request socket is descriptor 3; the worker's doorbell takes its place.
             ::close(fd);
+            if (passed >= 0) {
+                ::dup2(passed, fd);
+                ::close(passed);
+            }
             run_worker(static_cast<int>(args.size() - 1), args.data());
         }
+        if (passed >= 0)
+            ::close(passed);
         const std::int32_t reply = pid < 0 ? -errno : static_cast<std::int32_t>(pid);
         if (::send(fd, &reply, sizeof reply, MSG_NOSIGNAL) != sizeof reply)
             ::_exit(0);
@@ -320,9 +352,10 @@ void run_forkserver(int argc, char** argv) {
 std::string describe_wait_status(int status) {
     if (status == wait_status_lost) {
         struct sigaction action {};
-        const bool ignored = ::sigaction(SIGCHLD, nullptr, &action) == 0 &&
-                             ((action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN ||
-                              (action.sa_flags & SA_NOCLDWAIT) != 0);
+        const bool ignored =
+            ::sigaction(SIGCHLD, nullptr, &action) == 0 &&
+            (((action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN) ||
+             (action.sa_flags & SA_NOCLDWAIT) != 0);
         return ignored ? "ended, its exit status lost: this program ignores SIGCHLD, so the "
                          "kernel reaps its children and keeps no status"
                        : "ended, its exit status lost: it was reaped outside the pool";

@@ -40,10 +40,10 @@ private:
 };
 
 /// Starts this same executable with `args` and PROCPOOL_WORKER=1 in its environment (the
-/// "spawn" start method). The child inherits stdin, stdout and stderr and no other
-/// descriptor, and starts with no signal blocked. Throws procpool::error naming the executable
-/// when it cannot be started.
-child_process launch_worker(const std::vector<std::string>& args);
+/// "spawn" start method). The child inherits stdin, stdout and stderr, `pass_fd` as descriptor
+/// 3 (the pool's doorbell), and no other descriptor, and starts with no signal blocked. Throws
+/// procpool::error naming the executable when it cannot be started.
+child_process launch_worker(const std::vector<std::string>& args, int pass_fd);
 
 /// The first argument that marks the forkserver process.
 inline constexpr const char* forkserver_flag = "--procpool-forkserver";
@@ -52,8 +52,9 @@ inline constexpr const char* forkserver_flag = "--procpool-forkserver";
 /// start method). The forkserver, this same executable started once with launch_worker's
 /// hygiene and kept for the life of the program, forks with CLONE_PARENT: the worker is a
 /// child of this process, watched and reaped like a spawned one. A forkserver that died is
-/// started again. Thread-safe. Throws procpool::error when no worker can be had.
-child_process fork_worker(const std::vector<std::string>& args);
+/// started again. `pass_fd` reaches the worker as descriptor 3, sent to the forkserver with
+/// the request (SCM_RIGHTS). Thread-safe. Throws procpool::error when no worker can be had.
+child_process fork_worker(const std::vector<std::string>& args, int pass_fd);
 
 /// The forkserver's loop: what procpool::init runs for forkserver_flag. Never returns.
 [[noreturn]] void run_forkserver(int argc, char** argv);

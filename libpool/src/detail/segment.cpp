@@ -11,9 +11,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdexcept>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/statvfs.h>
@@ -60,15 +62,34 @@ int reserve_bytes(int fd, std::uint64_t offset, std::uint64_t bytes) noexcept {
 } // namespace
 
 struct segment::impl {
+    /// `only` of the parent's segment, which maps every block.
+    static constexpr std::uint32_t every_block = ~std::uint32_t{0};
+
     std::string name;
     bool owner = false;
     bool name_removed = false;
     bip::shared_memory_object object; // kept open: producers reserve their rings through it
-    bip::mapped_region region;
+    bip::mapped_region region;        // the parent's: all of it; a worker's: its block
+    bip::mapped_region header_region; // a worker's: the header, read-only
     segment_layout layout;
+    std::uint32_t only = every_block; // a worker's index
 
     std::byte* base() const noexcept { return static_cast<std::byte*>(region.get_address()); }
     int fd() const noexcept { return object.get_mapping_handle().handle; }
+
+    /// Where the segment's byte `offset` is mapped in this process.
+    std::byte* at(std::uint64_t offset) const noexcept {
+        if (only == every_block)
+            return base() + offset;
+        if (offset < segment_layout::header_region_bytes())
+            return static_cast<std::byte*>(header_region.get_address()) + offset;
+        const std::uint64_t block = layout.block_offset(only);
+        // A worker asking for another worker's memory is a bug in this library: it is not
+        // mapped here, and a pointer to it would fault at some later, less telling place.
+        if (offset < block || offset - block >= layout.block_bytes())
+            std::abort();
+        return base() + (offset - block);
+    }
 
     /// ring_backing::reserve.
     static bool reserve(void* self, std::uint64_t offset, std::uint64_t bytes) noexcept {
@@ -112,6 +133,9 @@ segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes) {
 }
 
 segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const std::string& name) {
+    if (ring_bytes < segment_layout::page || (ring_bytes & (ring_bytes - 1)) != 0)
+        throw std::invalid_argument("procpool: a ring's size must be a power of two of at least "
+                                    "a page (each worker maps its own rings, page-aligned)");
     auto p = std::make_unique<impl>();
     p->layout = segment_layout{workers, ring_bytes};
     p->name = name;
@@ -134,9 +158,12 @@ segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const s
                             std::to_string(std::uint64_t{fs.f_bavail} * fs.f_frsize) +
                             " bytes free");
             const std::uint64_t ring_start = p->layout.ring_start_bytes();
-            int ret = reserve_bytes(p->fd(), 0, p->layout.data_offset());
+            int ret = reserve_bytes(p->fd(), 0, segment_layout::header_region_bytes());
             for (std::uint32_t i = 0; ret == 0 && i < workers; ++i) {
-                ret = reserve_bytes(p->fd(), p->layout.inbox_offset(i), ring_start);
+                ret = reserve_bytes(p->fd(), p->layout.slot_offset(i),
+                                    segment_layout::slot_region_bytes());
+                if (ret == 0)
+                    ret = reserve_bytes(p->fd(), p->layout.inbox_offset(i), ring_start);
                 if (ret == 0)
                     ret = reserve_bytes(p->fd(), p->layout.outbox_offset(i), ring_start);
             }
@@ -174,24 +201,39 @@ segment segment::create(std::uint32_t workers, std::uint64_t ring_bytes, const s
     return segment(std::move(p));
 }
 
-segment segment::attach(const std::string& name) {
+segment segment::attach(const std::string& name, std::uint32_t index) {
     auto p = std::make_unique<impl>();
     p->name = name;
+    p->only = index;
+    constexpr std::uint64_t header_region = segment_layout::header_region_bytes();
+    bip::offset_t size = 0;
     try {
+        // read_write: the worker's own block is mapped writable, and its producer reserves its
+        // ring's pages through this descriptor. The header is mapped read-only.
         p->object = bip::shared_memory_object(bip::open_only, name.c_str(), bip::read_write);
-        bip::offset_t size = 0;
-        if (!p->object.get_size(size) || size < static_cast<bip::offset_t>(sizeof(segment_header)))
+        if (!p->object.get_size(size) || size < static_cast<bip::offset_t>(header_region))
             throw error("procpool: shared-memory segment " + name + " is too small to be a pool's");
-        p->region =
-            bip::mapped_region(p->object, bip::read_write, 0, static_cast<std::size_t>(size));
+        p->header_region = bip::mapped_region(p->object, bip::read_only, 0, header_region);
     } catch (const bip::interprocess_exception& e) {
         throw error("procpool: cannot open the pool's shared-memory segment " + name + ": " +
                     e.what());
     }
-    const auto& h = *reinterpret_cast<const segment_header*>(p->base());
-    if (std::string why = segment_header_problem(h, p->region.get_size()); !why.empty())
+    const auto& h = *static_cast<const segment_header*>(p->header_region.get_address());
+    if (std::string why = segment_header_problem(h, static_cast<std::uint64_t>(size)); !why.empty())
         throw error("procpool: shared-memory segment " + name + " refused: " + why);
+    if (index >= h.worker_count)
+        throw std::invalid_argument("procpool: worker index " + std::to_string(index) +
+                                    " is out of range for segment " + name + " of " +
+                                    std::to_string(h.worker_count) + " workers");
     p->layout = segment_layout{h.worker_count, h.ring_bytes};
+    try {
+        p->region = bip::mapped_region(p->object, bip::read_write,
+                                       static_cast<bip::offset_t>(p->layout.block_offset(index)),
+                                       p->layout.block_bytes());
+    } catch (const bip::interprocess_exception& e) {
+        throw error("procpool: cannot map worker " + std::to_string(index) +
+                    "'s block of the shared-memory segment " + name + ": " + e.what());
+    }
     return segment(std::move(p));
 }
 
@@ -205,7 +247,7 @@ std::string segment_header_problem(const segment_header& h, std::uint64_t mapped
         return "header or slot size differs from this build's";
     if (h.worker_count == 0 || h.worker_count > segment_layout::max_workers)
         return "worker count " + std::to_string(h.worker_count) + " is out of range";
-    if (h.ring_bytes == 0 || (h.ring_bytes & (h.ring_bytes - 1)) != 0 ||
+    if (h.ring_bytes < segment_layout::page || (h.ring_bytes & (h.ring_bytes - 1)) != 0 ||
         h.ring_bytes > segment_layout::max_ring_bytes)
         return "ring size " + std::to_string(h.ring_bytes) + " is not a power of two in range";
     const segment_layout layout{h.worker_count, h.ring_bytes};
@@ -218,28 +260,24 @@ std::string segment_header_problem(const segment_header& h, std::uint64_t mapped
 }
 
 segment_header& segment::header() const noexcept {
-    return *reinterpret_cast<segment_header*>(impl_->base());
+    return *reinterpret_cast<segment_header*>(impl_->at(0));
 }
 worker_slot& segment::slot(std::uint32_t i) const noexcept {
-    return *reinterpret_cast<worker_slot*>(impl_->base() + impl_->layout.slot_offset(i));
+    return *reinterpret_cast<worker_slot*>(impl_->at(impl_->layout.slot_offset(i)));
 }
 ring_producer segment::inbox_producer(std::uint32_t i) const noexcept {
     const std::uint64_t offset = impl_->layout.inbox_offset(i);
-    return {&slot(i).inbox, impl_->base() + offset, impl_->layout.ring_bytes,
-            impl_->backing(offset)};
+    return {&slot(i).inbox, impl_->at(offset), impl_->layout.ring_bytes, impl_->backing(offset)};
 }
 ring_consumer segment::inbox_consumer(std::uint32_t i) const noexcept {
-    return {&slot(i).inbox, impl_->base() + impl_->layout.inbox_offset(i),
-            impl_->layout.ring_bytes};
+    return {&slot(i).inbox, impl_->at(impl_->layout.inbox_offset(i)), impl_->layout.ring_bytes};
 }
 ring_producer segment::outbox_producer(std::uint32_t i) const noexcept {
     const std::uint64_t offset = impl_->layout.outbox_offset(i);
-    return {&slot(i).outbox, impl_->base() + offset, impl_->layout.ring_bytes,
-            impl_->backing(offset)};
+    return {&slot(i).outbox, impl_->at(offset), impl_->layout.ring_bytes, impl_->backing(offset)};
 }
 ring_consumer segment::outbox_consumer(std::uint32_t i) const noexcept {
-    return {&slot(i).outbox, impl_->base() + impl_->layout.outbox_offset(i),
-            impl_->layout.ring_bytes};
+    return {&slot(i).outbox, impl_->at(impl_->layout.outbox_offset(i)), impl_->layout.ring_bytes};
 }
 const std::string& segment::name() const noexcept {
     return impl_->name;

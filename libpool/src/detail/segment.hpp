@@ -1,8 +1,19 @@
 // The shared-memory segment of one pool: an ABI between the parent and its workers.
 //
-//   offset 0              segment_header   magic, layout version, sizes, parent's event
-//   header_bytes          worker_slot[0..N) one per worker: state, pid, its event, ring controls
-//   data_offset           ring data, ring_bytes each: inbox 0 | outbox 0 | inbox 1 | ...
+//   offset 0                 segment_header   magic, layout version, sizes, the parent's flags
+//                                             (a page or more; workers map it read-only)
+//   block_offset(0)          worker 0's block: worker_slot (one page) | inbox | outbox
+//   block_offset(1)          worker 1's block
+//   ...                      each block is page-aligned, page + 2 * ring_bytes long
+//
+// Least privilege: the parent maps the whole object read-write. Worker i maps two regions and
+// nothing more: the header read-only, and its own block read-write (segment::attach). So a
+// native task with a stale pointer can scribble over its own slot and rings, which costs at
+// worst its own tasks (the parent validates every frame and condemns a worker that sends a
+// corrupt one), but it cannot reach another worker's block, and a write to the header is a
+// SIGSEGV in that worker, which the supervisor reports as a lost worker. The parent's doorbell
+// is not in the segment at all: it is an eventfd (doorbell.hpp), so no memory a worker can
+// write decides whether the parent wakes.
 //
 // Memory: the object is sized at once, but only the header, the slots and the first
 // ring_backed_bytes of each ring are backed (posix_fallocate) when it is made; each ring's
@@ -11,7 +22,8 @@
 //
 // Everything is addressed by offsets computed from the header's sizes (segment_layout), never
 // by pointers, so every process may map the segment anywhere. A worker checks magic, version,
-// and every size against what its own build computes before it touches anything else.
+// and every size against what its own build computes (segment_header_problem) before it maps
+// or touches anything else.
 //
 // Name and lifetime: "/procpool-<parent pid>-<64 random bits>", created exclusively with mode
 // 0600. The parent removes the name when the pool ends; a worker whose parent died removes it
@@ -32,7 +44,7 @@
 namespace procpool::detail {
 
 inline constexpr std::uint64_t segment_magic = 0x4c4f4f5050434f52ULL; // "ROCPPOOL" little-endian
-inline constexpr std::uint32_t segment_layout_version = 2;
+inline constexpr std::uint32_t segment_layout_version = 3;
 
 /// Lifecycle of a worker slot, written by the worker (attached, ready, exiting) and reset by
 /// the parent for each new worker.
@@ -51,15 +63,22 @@ struct segment_header {
     std::uint64_t max_tasks_per_child = 0; ///< 0: no limit
     std::uint32_t has_initializer = 0;     ///< 1: each worker's first frame is the initializer
     std::uint32_t reserved = 0;
-    alignas(cache_line) event_word parent_event; ///< the parent's I/O thread sleeps here
+    /// Written by the parent only, read by workers (who map the header read-only).
+    ///
+    /// parent_sleepers: nonzero while the parent's io thread sleeps on its doorbell, or is about
+    /// to; a worker that publishes then rings the doorbell (doorbell.hpp: the Dekker pair).
+    alignas(cache_line) std::atomic<std::uint32_t> parent_sleepers{0};
     /// 1 while a thread of the parent spins on the outboxes (a caller waiting for its result,
-    /// see engine.cpp): a worker then publishes results without notifying parent_event. The
+    /// see engine.cpp): a worker then publishes results without ringing the doorbell. The
     /// parent clears it, then looks at the outboxes once more (a Dekker pair with the worker's
     /// publish, fence, load).
     std::atomic<std::uint32_t> parent_polling{0};
 };
 
-/// One worker's control block.
+/// One worker's control block, at the start of its block (a page of its own). Everything in it
+/// may be garbage written by a buggy task in that worker: the parent never trusts it past that
+/// worker (a pid here is never signalled, a running_task is matched against that worker's own
+/// tasks only, the rings' indices are bounded by the ring's size).
 ///
 ///   line 0   generation, pid, state, stop, running_task   (worker writes, parent reads)
 ///   line 1   event: the worker sleeps here; space_wanted
@@ -73,7 +92,7 @@ struct worker_slot {
     std::atomic<std::uint64_t> running_task{0}; ///< task id being run, 0 between tasks
     alignas(cache_line) event_word event;
     /// 1 while the parent has more of a frame to write into the inbox than fitted: a worker
-    /// that frees inbox space notifies parent_event only then (the parent sets it, then looks
+    /// that frees inbox space rings the parent's doorbell only then (the parent sets it, then looks
     /// at the space once more before it sleeps: a Dekker pair with the worker's read, fence,
     /// load).
     std::atomic<std::uint32_t> space_wanted{0};
@@ -84,7 +103,8 @@ static_assert(sizeof(worker_slot) == 6 * cache_line, "worker_slot is shared: kee
 static_assert(std::atomic<slot_state>::is_always_lock_free,
               "slot state is shared between processes: it must be lock-free");
 
-/// Offsets of everything in a segment of `workers` workers with rings of `ring_bytes`.
+/// Offsets of everything in a segment of `workers` workers with rings of `ring_bytes` (a power
+/// of two, at least a page).
 struct segment_layout {
     std::uint32_t workers = 0;
     std::uint64_t ring_bytes = 0;
@@ -96,19 +116,32 @@ struct segment_layout {
     /// Bytes at the start of each ring backed when the segment is made; a ring's producer
     /// reserves the rest when it first writes past them (ring_backing).
     static constexpr std::uint64_t ring_backed_bytes = std::uint64_t{64} << 10;
+    static constexpr std::uint64_t round_to_page(std::uint64_t n) {
+        return (n + page - 1) / page * page;
+    }
+    /// The header's own size, as segment_header::header_bytes records it.
     static constexpr std::uint64_t header_bytes() {
         return (sizeof(segment_header) + cache_line - 1) / cache_line * cache_line;
     }
-    std::uint64_t slot_offset(std::uint32_t i) const {
-        return header_bytes() + std::uint64_t{i} * sizeof(worker_slot);
+    /// The header's region: what a worker maps read-only.
+    static constexpr std::uint64_t header_region_bytes() { return round_to_page(header_bytes()); }
+    static constexpr std::uint64_t slot_region_bytes() { return page; }
+    /// One worker's block: what that worker maps read-write.
+    std::uint64_t block_bytes() const { return slot_region_bytes() + 2 * ring_bytes; }
+    std::uint64_t block_offset(std::uint32_t i) const {
+        return header_region_bytes() + std::uint64_t{i} * block_bytes();
     }
-    std::uint64_t data_offset() const { return (slot_offset(workers) + page - 1) / page * page; }
-    std::uint64_t inbox_offset(std::uint32_t i) const { return data_offset() + 2 * i * ring_bytes; }
+    std::uint64_t slot_offset(std::uint32_t i) const { return block_offset(i); }
+    std::uint64_t inbox_offset(std::uint32_t i) const {
+        return block_offset(i) + slot_region_bytes();
+    }
     std::uint64_t outbox_offset(std::uint32_t i) const { return inbox_offset(i) + ring_bytes; }
-    std::uint64_t total_bytes() const { return data_offset() + 2 * workers * ring_bytes; }
+    std::uint64_t total_bytes() const { return block_offset(workers); }
     /// Bytes at the start of each ring backed when the segment is made.
     std::uint64_t ring_start_bytes() const { return std::min(ring_backed_bytes, ring_bytes); }
 };
+static_assert(sizeof(worker_slot) <= segment_layout::page,
+              "a worker's slot is the first page of its block, mapped only by that worker");
 
 /// A mapped segment. The parent creates it, workers attach to it. Not thread-safe itself; the
 /// shared data inside is synchronised by the atomics above.
@@ -122,9 +155,11 @@ public:
     /// it "already exists" rather than opening an existing object.
     static segment create(std::uint32_t workers, std::uint64_t ring_bytes, const std::string& name);
 
-    /// Maps an existing segment and checks its header against this build. Throws procpool::error
-    /// saying what did not match.
-    static segment attach(const std::string& name);
+    /// Maps what worker `index` of an existing segment may see: the header read-only (checked
+    /// against this build first) and the worker's own block read-write. Only slot(index) and
+    /// that worker's rings may be used on the result. Throws procpool::error saying what did not
+    /// match, or std::invalid_argument for an index the segment has no block for.
+    static segment attach(const std::string& name, std::uint32_t index);
 
     /// No segment; assign one from create() or attach().
     segment() noexcept;
@@ -132,7 +167,10 @@ public:
     segment& operator=(segment&&) noexcept;
     ~segment();
 
+    /// The header. Read-only memory in a worker: a store there is a SIGSEGV.
     segment_header& header() const noexcept;
+    /// Worker i's slot and rings. In a worker, i must be its own index (anything else aborts:
+    /// that memory is not mapped there).
     worker_slot& slot(std::uint32_t i) const noexcept;
     ring_producer inbox_producer(std::uint32_t i) const noexcept;
     ring_consumer inbox_consumer(std::uint32_t i) const noexcept;

@@ -10,6 +10,7 @@
 // stall the others.
 #include "transport.hpp"
 
+#include "doorbell.hpp"
 #include "event.hpp"
 #include "launch.hpp"
 #include "segment.hpp"
@@ -28,6 +29,7 @@
 #include <optional>
 #include <poll.h>
 #include <sched.h>
+#include <stdexcept>
 #include <sys/eventfd.h>
 #include <thread>
 #include <unistd.h>
@@ -63,9 +65,11 @@ public:
     /// Workers are forked by the forkserver rather than started afresh.
     void use_forkserver(bool on) noexcept { forkserver_ = on; }
 
-    /// Starts worker `index` and watches it. Thread-safe. Throws procpool::error.
-    int spawn(std::uint32_t index, const std::vector<std::string>& args) {
-        child_process child = forkserver_ ? fork_worker(args) : launch_worker(args);
+    /// Starts worker `index`, handing it `doorbell_fd`, and watches it. Thread-safe. Throws
+    /// procpool::error.
+    int spawn(std::uint32_t index, const std::vector<std::string>& args, int doorbell_fd) {
+        child_process child =
+            forkserver_ ? fork_worker(args, doorbell_fd) : launch_worker(args, doorbell_fd);
         const int pid = child.pid();
         if (child.pidfd() < 0) {
             const int err = child.pidfd_error();
@@ -204,6 +208,7 @@ public:
         segment_.header().max_tasks_per_child = options.max_tasks;
         segment_.header().has_initializer = options.initializer_frame ? 1 : 0;
         workers_.resize(n);
+        pids_ = std::make_unique<std::atomic<int>[]>(n);
         supervisor_.start();
     }
 
@@ -236,16 +241,24 @@ public:
         w.reader.reset();
         w.reader.limit(physical_memory_); // a longer frame could not be taken anyway
         w.pid = 0;
+        pids_[index].store(0, std::memory_order_relaxed);
         const int pid = supervisor_.spawn(
-            index, worker_arguments(segment_.name(), index, generation, ::getpid()));
-        w.pid = pid; // ours: the slot's copy is the worker's to write
-        // relaxed: informational (pids()); the worker stores the same value.
-        slot.pid.store(pid, std::memory_order_relaxed);
+            index, worker_arguments(segment_.name(), index, generation, ::getpid()),
+            doorbell_.fd());
+        w.pid = pid; // ours: the slot's copy is the worker's to write, so never trusted
+        // relaxed: only for pids(), which needs no order with anything else.
+        pids_[index].store(pid, std::memory_order_relaxed);
         return pid;
     }
 
     bool receive(std::uint32_t index, frame_handler on_frame) override {
         worker& w = workers_[index];
+        // The worker's side of its rings is memory its tasks can write (ring.hpp: untrusted
+        // counters); the scheduler condemns it for this.
+        if (w.outbox.overrun() || w.inbox.overrun())
+            throw std::length_error(std::string("its ") +
+                                    (w.outbox.overrun() ? "outbox" : "inbox") +
+                                    "'s counters claim more bytes than the ring holds");
         const std::uint64_t before = w.outbox.position();
         bool frames = false;
         while (w.reader.pump(w.outbox, bulk_buffers_)) {
@@ -279,7 +292,7 @@ public:
                 break; // the inbox is full
         }
         if (w.writer.busy() != w.space_wanted) {
-            // The worker notifies parent_event as it frees space only while we want it. seq_cst:
+            // The worker rings the doorbell as it frees space only while we want it. seq_cst:
             // the store half of the Dekker pair in segment.hpp (the look at the space comes in
             // wait(), after its own fence, or in the next send()).
             w.space_wanted = w.writer.busy();
@@ -296,7 +309,11 @@ public:
         bulk_buffers_ = bulk_buffers;
     }
 
-    bool has_input(std::uint32_t index) override { return workers_[index].outbox.readable() > 0; }
+    bool has_input(std::uint32_t index) override {
+        worker& w = workers_[index];
+        // An overrun is input too: receive() reports it.
+        return w.outbox.readable() > 0 || w.outbox.overrun() || w.inbox.overrun();
+    }
     bool can_send(std::uint32_t index) override { return workers_[index].inbox.writable() > 0; }
     bool sending(std::uint32_t index) const noexcept override {
         return workers_[index].writer.busy();
@@ -339,13 +356,14 @@ public:
                     return;
                 ::sched_yield();
             } while (std::chrono::steady_clock::now() - start < io_idle_spin);
-            wait_for(segment_.header().parent_event, ready, std::chrono::microseconds(0));
+            doorbell_.wait(segment_.header().parent_sleepers, ready, std::chrono::microseconds(0));
             return;
         }
         const bool streaming = std::any_of(workers_.begin(), workers_.end(), [](const worker& w) {
             return w.reader.partial() || w.writer.busy();
         });
-        wait_for(segment_.header().parent_event, ready, streaming ? io_stream_spin : io_spin);
+        doorbell_.wait(segment_.header().parent_sleepers, ready,
+                       streaming ? io_stream_spin : io_spin);
     }
 
     bool callers_may_drive() const noexcept override { return true; }
@@ -357,7 +375,9 @@ public:
         std::atomic_thread_fence(std::memory_order_seq_cst);
     }
 
-    void wake() noexcept override { notify(segment_.header().parent_event); }
+    void wake() noexcept override {
+        ring_doorbell(doorbell_.fd(), segment_.header().parent_sleepers);
+    }
 
     bool kill(std::uint32_t index) noexcept override {
         if (workers_[index].pid > 0)
@@ -375,7 +395,9 @@ public:
     std::vector<int> pids() const override {
         std::vector<int> pids;
         for (std::uint32_t i = 0; i < size(); ++i) {
-            const int pid = segment_.slot(i).pid.load(std::memory_order_relaxed);
+            // Our own copy, not the slot's: a worker's task may have scribbled over its slot,
+            // and a pid read there could name any process.
+            const int pid = pids_[i].load(std::memory_order_relaxed);
             if (pid > 0 && ::kill(pid, 0) == 0)
                 pids.push_back(pid);
         }
@@ -392,8 +414,10 @@ private:
         int pid = 0;               // as spawned
     };
 
+    doorbell doorbell_; // before the segment and the supervisor: workers hold it
     segment segment_;
     std::vector<worker> workers_;
+    std::unique_ptr<std::atomic<int>[]> pids_; // each worker's pid as spawned, for pids()
     /// This machine's memory: the bound on a result frame's announced length.
     const std::uint64_t physical_memory_ =
         std::uint64_t(::sysconf(_SC_PHYS_PAGES)) * std::uint64_t(::sysconf(_SC_PAGESIZE));

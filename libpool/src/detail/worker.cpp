@@ -6,6 +6,7 @@
 // resets the rings, and starts a replacement.
 #include "executor.hpp"
 
+#include "doorbell.hpp"
 #include "launch.hpp"
 #include "segment.hpp"
 #include "worker.hpp"
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <poll.h>
 #include <string>
 #include <sys/syscall.h>
@@ -91,13 +93,12 @@ public:
 private:
     /// Reads one whole frame; false when the parent asked us to stop and nothing is left.
     bool read_frame() {
-        event_word& parent = seg_.header().parent_event;
         for (;;) {
             const std::uint64_t before = inbox_.position();
             const bool done = reader_.pump(inbox_);
             // The parent wants to know of the space only while it has more to write.
             if (inbox_.position() != before && set_after_publish(slot_.space_wanted))
-                notify(parent);
+                ring_parent();
             if (done)
                 return true;
             if (!reader_.partial() && stopping())
@@ -116,6 +117,10 @@ private:
         std::atomic_thread_fence(std::memory_order_seq_cst);
         // relaxed: ordered by the fence above.
         return flag.load(std::memory_order_relaxed) != 0;
+    }
+
+    void ring_parent() noexcept {
+        ring_doorbell(doorbell_descriptor, seg_.header().parent_sleepers);
     }
 
     bool stopping() noexcept {
@@ -145,12 +150,11 @@ private:
     }
 
     void write_frame() {
-        event_word& parent = seg_.header().parent_event;
         writer_.start(std::as_bytes(std::span(output_)), std::as_bytes(bulk_.bytes), bulk_.apart);
         for (;;) {
             // While a thread of the parent spins on the outboxes, nobody needs waking.
             if (writer_.pump(outbox_) > 0 && !set_after_publish(seg_.header().parent_polling))
-                notify(parent);
+                ring_parent();
             if (!writer_.busy())
                 return;
             if (outbox_.unbacked()) // run_worker reports it and leaves
@@ -198,11 +202,13 @@ void run_worker(int argc, char** argv) {
     ::unsetenv(worker_environment_variable);
     if (::getppid() != parent)
         refuse("the pool's process is gone");
+    // The pool's doorbell (doorbell.hpp), passed by the launcher or the forkserver.
+    if (::fcntl(doorbell_descriptor, F_GETFD) < 0)
+        refuse("no doorbell: descriptor " + std::to_string(doorbell_descriptor) + " is not open");
     start_watchdog(parent, name);
     try {
-        segment seg = segment::attach(name);
-        if (index >= seg.header().worker_count)
-            refuse("worker index out of range");
+        // Only the header (read-only) and this worker's own block: segment.hpp.
+        segment seg = segment::attach(name, index);
         worker_slot& slot = seg.slot(index);
         // acquire: pairs with the parent's release store of the generation before the spawn.
         if (slot.generation.load(std::memory_order_acquire) != generation)
