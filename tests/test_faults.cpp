@@ -156,6 +156,12 @@ int square(int x) {
     return x * x;
 }
 
+/// Sleeps `ms` milliseconds, then squares it: a task still running when the test forks.
+int sleep_then_square(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms * ms;
+}
+
 int raise_signal(int signal) {
     ::raise(signal);
     return 0;
@@ -667,6 +673,11 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
     BOOST_REQUIRE(pool.apply(square, 3) == 9);
     const std::vector<int> workers = pool.worker_pids();
     const std::set<std::string> segments = shm_segments();
+    // Results still pending at the fork, and one already complete.
+    auto done = pool.apply_async(square, 6);
+    BOOST_REQUIRE(done.wait(patience));
+    auto pending = pool.apply_async(sleep_then_square, 300);
+    auto pending_map = pool.map_async(sleep_then_square, std::vector<int>{200, 200});
     const pid_t child = ::fork();
     BOOST_REQUIRE(child >= 0);
     if (child == 0) {
@@ -694,6 +705,22 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
         expect([&] { pool.close(); });
         expect([&] { pool.join(); });
         expect([&] { pool.terminate(); });
+        // A result the parent's pool would complete cannot complete here: waiting for it
+        // throws, it does not hang. One complete before the fork is the child's copy.
+        auto expect_result_refused = [&](auto call) {
+            try {
+                call();
+                ++wrong;
+            } catch (const procpool::state_error& e) {
+                wrong += std::string(e.what()).find("forked from") == std::string::npos;
+            } catch (...) {
+                ++wrong;
+            }
+        };
+        expect_result_refused([&] { pending.get(); });
+        expect_result_refused([&] { pending.wait(1s); });
+        expect_result_refused([&] { pending_map.get(); });
+        wrong += done.get() != 36;
         ::_exit(wrong); // the pool's destructor is tried below, in a child of its own
     }
     int status = 0;
@@ -718,6 +745,8 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
     }
     BOOST_REQUIRE(wait_bounded(second, status));
     BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    BOOST_TEST(pending.get(patience) == 300 * 300); // the parent's results complete as usual
+    BOOST_TEST(pending_map.get(patience) == (std::vector<int>{200 * 200, 200 * 200}));
     BOOST_TEST(pool.worker_pids() == workers, boost::test_tools::per_element());
     BOOST_TEST((shm_segments() == segments));
     BOOST_TEST(pool.apply(square, 5) == 25);

@@ -55,10 +55,14 @@ namespace {
 /// thread does (shm_transport's io_spin).
 constexpr auto caller_spin = std::chrono::microseconds(50);
 
+} // namespace
+
 /// Counts the forks this process came out of (a pthread_atfork child handler), so that telling
 /// a forked child from the pool's owner costs a load instead of a getpid() system call on
 /// every submit. vfork and posix_spawn, which start workers, run no fork handler.
+namespace {
 std::atomic<unsigned> forks{0};
+} // namespace
 
 unsigned fork_generation() noexcept {
     static const bool registered = [] {
@@ -66,10 +70,10 @@ unsigned fork_generation() noexcept {
         return true;
     }();
     (void)registered;
+    // relaxed: only this process's own count; a fork handler runs in the child before any
+    // other code there.
     return forks.load(std::memory_order_relaxed);
 }
-
-} // namespace
 
 engine::engine(const pool_options& options, transport_factory make, bool start_io_thread)
     : owner_pid_(::getpid())

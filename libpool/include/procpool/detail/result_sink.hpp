@@ -44,6 +44,11 @@ public:
     virtual void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept = 0;
 };
 
+/// How many forks made this process, counted since the library was first used in it: a value
+/// that differs from the one recorded with an object means "this is a forked child's copy".
+/// Lock-free; a load after the first call.
+PROCPOOL_API unsigned fork_generation() noexcept;
+
 /// What a thread waiting for a result can ask of the pool that will complete it: to move its
 /// frames itself while it waits, instead of sleeping until the io thread wakes it (the engine).
 class PROCPOOL_API result_driver {

@@ -46,15 +46,20 @@ public:
         return ready_.load(std::memory_order_acquire);
     }
 
+    /// Throws state_error in a forked child when the result is not ready: the pool that would
+    /// complete it is the parent's.
     void wait() const {
-        if (!ready())
+        if (!ready()) {
+            require_owner();
             wait_until(std::chrono::steady_clock::time_point::max());
+        }
     }
 
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
         if (ready())
             return true;
+        require_owner();
         using clock = std::chrono::steady_clock;
         // Beyond some 30 years: no deadline (and no overflow converting it).
         if (std::chrono::duration<double>(timeout).count() > 1e9)
@@ -134,6 +139,12 @@ protected:
     }
 
 private:
+    void require_owner() const {
+        if (fork_generation() != born_)
+            throw state_error("procpool: this result belongs to a pool of the process this one "
+                              "was forked from: it can never complete here");
+    }
+
     void publish() noexcept {
         {
             std::lock_guard lock(mutex_);
@@ -157,6 +168,7 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable done_;
     std::atomic<bool> ready_{false};
+    const unsigned born_ = fork_generation(); // see require_owner
     std::optional<stored_type> value_;
     std::exception_ptr error_;
     callback_type callback_;
