@@ -91,11 +91,14 @@ std::vector<std::string> worker_segment_view() {
     return lines;
 }
 
-/// Rings the parent's doorbell, as a worker that published would (doorbell.hpp).
-void ring_parent() {
+/// After a scribble: rings the parent's doorbell, as a worker that published would
+/// (doorbell.hpp), and waits to be killed; returning late fails the test, it does not hang.
+int wake_parent_and_wait() {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto n =
         ::write(procpool::detail::doorbell_descriptor, &one, sizeof one);
+    std::this_thread::sleep_for(30s);
+    return 1;
 }
 
 /// Runs in a worker: does what a stale pointer in a native task might, within the worker's own
@@ -117,9 +120,7 @@ int scribble_over_own_outbox() {
     const std::uint64_t garbage = std::uint64_t{1} << 62;
     std::memcpy(outbox + (head & (header.ring_bytes - 1)), &garbage, sizeof garbage);
     slot.outbox.head.store(head + sizeof garbage);
-    ring_parent();
-    std::this_thread::sleep_for(30s);
-    return 1;
+    return wake_parent_and_wait();
 }
 
 /// Runs in a worker: a stale pointer in a loop, over all of the worker's block (its slot, both
@@ -136,9 +137,7 @@ int scribble_over_own_block() {
         x ^= x << 17;
         std::memcpy(block->start + i, &x, sizeof x);
     }
-    ring_parent();
-    std::this_thread::sleep_for(30s);
-    return 1;
+    return wake_parent_and_wait();
 }
 
 /// Runs in a worker: a store into the segment's header, which a worker maps read-only. It
@@ -503,25 +502,37 @@ BOOST_AUTO_TEST_CASE(a_segment_left_by_a_dead_owner_is_swept_by_the_next_pool) {
     BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));
 }
 
-BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_shared_memory_costs_its_task_alone) {
-    procpool::pool pool(2);
+namespace {
+/// Runs `scribble` on one of the pool's workers; it must cost that worker alone: its task fails
+/// with worker_lost_error "sent a corrupt frame", then `items` squares in chunks of `chunksize`
+/// are all correct. Returns the error's message ("" when there was none).
+std::string expect_corrupt_frame_alone(procpool::pool& pool, int (*scribble)(), int items,
+                                       std::size_t chunksize) {
     const std::vector<int> before = pool.worker_pids();
-    auto doomed = pool.apply_async(scribble_over_own_outbox);
+    auto doomed = pool.apply_async(scribble);
+    std::string message;
     try {
         const int got = doomed.get(patience);
         BOOST_ERROR("the task returned " << got << " instead of costing its worker");
     } catch (const procpool::worker_lost_error& e) {
-        const std::string message = e.what();
+        message = e.what();
         BOOST_TEST(message.find("sent a corrupt frame") != std::string::npos, message);
-        BOOST_TEST(message.find("could not read") != std::string::npos, message);
         BOOST_TEST(std::count(before.begin(), before.end(), e.pid()) == 1);
     }
     // The pool goes on, with a replacement.
-    std::vector<int> items(200);
-    std::iota(items.begin(), items.end(), 0);
-    const std::vector<int> squares = pool.map(square, items);
-    for (int i = 0; i < 200; ++i)
+    std::vector<int> values(static_cast<std::size_t>(items));
+    std::iota(values.begin(), values.end(), 0);
+    const std::vector<int> squares = pool.map(square, values, chunksize);
+    for (int i = 0; i < items; ++i)
         BOOST_TEST(squares[i] == i * i);
+    return message;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_shared_memory_costs_its_task_alone) {
+    procpool::pool pool(2);
+    const std::string message = expect_corrupt_frame_alone(pool, scribble_over_own_outbox, 200, 0);
+    BOOST_TEST(message.find("could not read") != std::string::npos, message);
     pool.close();
     pool.join();
 }
@@ -580,21 +591,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_writes_into_the_header_dies_alone_and_the_poo
 
 BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_whole_block_costs_its_task_alone) {
     procpool::pool pool(2);
-    const std::vector<int> before = pool.worker_pids();
-    auto doomed = pool.apply_async(scribble_over_own_block);
-    try {
-        const int got = doomed.get(patience);
-        BOOST_ERROR("the task returned " << got << " instead of costing its worker");
-    } catch (const procpool::worker_lost_error& e) {
-        const std::string message = e.what();
-        BOOST_TEST(message.find("sent a corrupt frame") != std::string::npos, message);
-        BOOST_TEST(std::count(before.begin(), before.end(), e.pid()) == 1);
-    }
-    std::vector<int> items(500);
-    std::iota(items.begin(), items.end(), 0);
-    const std::vector<int> squares = pool.map(square, items, 1);
-    for (int i = 0; i < 500; ++i)
-        BOOST_TEST(squares[i] == i * i);
+    expect_corrupt_frame_alone(pool, scribble_over_own_block, 500, 1);
     // The pids the pool reports are its own copies, never the scribbled slot's.
     for (const int pid : pool.worker_pids())
         BOOST_TEST(::kill(pid, 0) == 0);

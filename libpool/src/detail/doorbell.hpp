@@ -9,7 +9,7 @@
 // and a buggy task that wrote the parent's ticket back over it would lose another worker's
 // wake-up: the parent would sleep with a result waiting. An eventfd's count lives in the kernel:
 // no memory a worker can write decides whether the parent wakes. The cost is the same: one
-// syscall to wake, none while the parent is busy (docs/performance.md: the doorbell).
+// syscall to wake, none while the parent is busy (docs/performance.md: least privilege).
 //
 // Why no lost wake-up: the waiter's "sleepers = 1; fence; check data; epoll_wait" against the
 // ringer's "publish data; fence; check sleepers; write" is Dekker's pattern, as in event.hpp:
@@ -38,7 +38,7 @@ inline constexpr int doorbell_descriptor = 3;
 void ring_doorbell(int fd, const std::atomic<std::uint32_t>& sleepers) noexcept;
 
 /// The parent's side: the eventfd and its epoll set. Not copyable. wait() is for one thread at
-/// a time (the engine's io role); ring() for any thread.
+/// a time (the engine's io role); ring_doorbell(fd(), ...) for any thread or worker.
 class doorbell {
 public:
     /// Throws procpool::error naming the call (eventfd, epoll_create1, epoll_ctl) that failed.
@@ -69,17 +69,13 @@ void doorbell::wait(std::atomic<std::uint32_t>& sleepers, Ready&& ready,
                     std::chrono::nanoseconds spin) {
     if (spin_until(ready, spin))
         return;
-    for (;;) {
-        // seq_cst store, then fence: the announce half of the Dekker pair in the file comment;
-        // a ringer's fence and load of sleepers pair with it. Only this thread writes the flag.
-        sleepers.store(1, std::memory_order_seq_cst);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (ready())
-            break;
+    // seq_cst store, then fence: the announce half of the Dekker pair in the file comment; a
+    // ringer's fence and load of sleepers pair with it. Only this thread writes the flag, and
+    // it stays set across sleeps, so every ringer after this point writes the eventfd.
+    sleepers.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    while (!ready())
         sleep();
-        if (ready())
-            break;
-    }
     // relaxed: only a hint to ringers; a stale 1 costs one needless write.
     sleepers.store(0, std::memory_order_relaxed);
 }

@@ -197,6 +197,42 @@ child_process start_process(const std::vector<std::string>& args, int pass_fd) {
 
 constexpr std::size_t max_request = 4096;
 
+/// One datagram of `bytes` at `data` with room for one descriptor (SCM_RIGHTS), for sendmsg
+/// and recvmsg alike.
+struct fd_message {
+    iovec data;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+
+    fd_message(void* bytes, std::size_t size) noexcept
+        : data{bytes, size} {
+        header.msg_iov = &data;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = sizeof control;
+    }
+    fd_message(const fd_message&) = delete; // header points into this object
+
+    void attach(int fd) noexcept {
+        cmsghdr* c = CMSG_FIRSTHDR(&header);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+
+    /// The descriptor a received message carried, or -1.
+    int attached() const noexcept {
+        const cmsghdr* c = CMSG_FIRSTHDR(&header);
+        if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int)))
+            return -1;
+        int fd = -1;
+        std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        return fd;
+    }
+};
+
 class forkserver_client {
 public:
     child_process fork(const std::vector<std::string>& args, int pass_fd) {
@@ -259,19 +295,9 @@ private:
     }
 
     bool exchange(const std::string& request, int pass_fd, std::int32_t& reply) noexcept {
-        iovec data{const_cast<char*>(request.data()), request.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr message{};
-        message.msg_iov = &data;
-        message.msg_iovlen = 1;
-        message.msg_control = control;
-        message.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&message);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-        if (::sendmsg(fd_, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+        fd_message message(const_cast<char*>(request.data()), request.size());
+        message.attach(pass_fd);
+        if (::sendmsg(fd_, &message.header, MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
             return false;
         ssize_t n;
         while ((n = ::recv(fd_, &reply, sizeof reply, 0)) < 0 && errno == EINTR) {
@@ -305,23 +331,13 @@ void run_forkserver(int argc, char** argv) {
     ::unsetenv(worker_environment_variable);
     std::vector<char> buffer(max_request);
     for (;;) {
-        iovec data{buffer.data(), buffer.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr message{};
-        message.msg_iov = &data;
-        message.msg_iovlen = 1;
-        message.msg_control = control;
-        message.msg_controllen = sizeof control;
-        const ssize_t n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+        fd_message message(buffer.data(), buffer.size());
+        const ssize_t n = ::recvmsg(fd, &message.header, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             ::_exit(0); // the program closed its end, or died
-        int passed = -1;
-        if (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr && c->cmsg_level == SOL_SOCKET &&
-                                                  c->cmsg_type == SCM_RIGHTS &&
-                                                  c->cmsg_len == CMSG_LEN(sizeof(int)))
-            std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+        const int passed = message.attached();
         std::vector<char*> args{argv[0]}; // the request starts with worker_flag
         for (ssize_t i = 0; i < n;) {
             args.push_back(buffer.data() + i);
