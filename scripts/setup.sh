@@ -9,6 +9,7 @@ packages=(
   libboost-filesystem1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libboost1.81-tools-dev gnuplot-nox libssl-dev
   libboost-mpi1.81-dev openmpi-bin
+  clang-16 libclang-rt-16-dev llvm-16 # scripts/fuzz.sh: libFuzzer, and llvm-symbolizer for reports
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

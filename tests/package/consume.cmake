@@ -3,8 +3,8 @@
 #   shared        configure, build and install a shared libprocpool from SOURCE_DIR; find_package
 #   subdirectory  the consumer adds SOURCE_DIR with add_subdirectory
 #   pkgconfig     install BUILD_DIR to a prefix; a plain Makefile uses procpool.pc
-# cmake -DMODE=... -DSOURCE_DIR=... -DBUILD_DIR=... -DWORK_DIR=... -P consume.cmake
-foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR)
+# cmake -DMODE=... -DSOURCE_DIR=... -DBUILD_DIR=... -DWORK_DIR=... -DVERSION=... -P consume.cmake
+foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR VERSION)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "consume.cmake: ${var} is not set")
   endif()
@@ -58,3 +58,8 @@ endif()
 
 run("${binary}")
 message(STATUS "${last_output}")
+# run() failed the test on a non-zero exit; the line must be there too, with this version.
+string(REPLACE "." "\\." version_regex "${VERSION}")
+if(NOT last_output MATCHES "consumer: [^\n]*procpool ${version_regex}, sum of squares 328350, 144")
+  message(FATAL_ERROR "the consumer exited 0 without printing its line:\n${last_output}")
+endif()
