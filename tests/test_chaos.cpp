@@ -236,11 +236,17 @@ std::size_t resident_bytes() {
 
 BOOST_AUTO_TEST_CASE(ten_million_tiny_tasks_leave_the_parents_memory_flat) {
     procpool::pool pool(2);
-    const std::vector<int> input = iota_vector(250'000);
-    const std::vector<int> expected = squares(250'000);
+    // 250 000 items, each under 40 000 so that its square fits an int.
+    std::vector<int> input, expected;
+    for (int i = 0; i < 250'000; ++i) {
+        input.push_back(i % 40'000);
+        expected.push_back(square(i % 40'000));
+    }
     // Per round: 250 000 items through map (chunks of 250), through imap_unordered (chunks of
-    // 500), and 2 000 apply_async: every path that allocates per task or per chunk.
-    constexpr int rounds = 20, warm_up = 4;
+    // 500), and 2 000 apply_async: every path that allocates per task or per chunk. Under a
+    // sanitizer the memory is not compared (the sanitizer's own allocator holds on to freed
+    // memory), so two rounds do: what they check there is the paths themselves.
+    constexpr int rounds = sanitized ? 2 : 20, warm_up = sanitized ? 1 : 4;
     constexpr std::size_t per_round = 2 * 250'000 + 2'000;
     std::size_t tasks = 0, after_warm_up = 0;
     for (int round = 0; round < rounds; ++round) {
@@ -261,11 +267,12 @@ BOOST_AUTO_TEST_CASE(ten_million_tiny_tasks_leave_the_parents_memory_flat) {
     const std::size_t at_end = resident_bytes();
     BOOST_TEST_MESSAGE("soak: " << tasks << " tasks; resident " << after_warm_up / 1024
                                 << " KiB after warm-up, " << at_end / 1024 << " KiB at the end");
-    BOOST_TEST(tasks >= std::size_t{10'000'000});
     // Flat: the rounds after warm-up do the same work, so the memory they end with is the
     // memory they began with, give or take the allocator's slack (a round's results are 1 MiB).
-    if constexpr (!sanitized)
+    if constexpr (!sanitized) {
+        BOOST_TEST(tasks >= std::size_t{10'000'000});
         BOOST_TEST(at_end <= after_warm_up + (std::size_t{4} << 20));
-    else
+    } else {
         BOOST_TEST_MESSAGE("soak: memory not compared under a sanitizer (tasks::sanitized)");
+    }
 }
