@@ -32,6 +32,18 @@ inline int result_tag(std::uint64_t epoch) {
     return first_result_tag + static_cast<int>(epoch % result_tags);
 }
 
+/// Receives the message `probed` describes into `into`, resized to its length. An empty message
+/// is received without a buffer: Boost.MPI's array receive dereferences its pointer even for no
+/// elements, and an empty vector's is null (UndefinedBehaviorSanitizer's finding).
+inline void receive_probed(const mpi::communicator& world, const mpi::status& probed,
+                           std::vector<char>& into) {
+    into.resize(static_cast<std::size_t>(probed.count<char>().value_or(0)));
+    if (into.empty())
+        world.recv(probed.source(), probed.tag());
+    else
+        world.recv(probed.source(), probed.tag(), into.data(), static_cast<int>(into.size()));
+}
+
 inline constexpr auto spin_time = std::chrono::microseconds(50);
 inline constexpr auto longest_nap = std::chrono::milliseconds(1);
 

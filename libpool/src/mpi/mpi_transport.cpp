@@ -78,8 +78,7 @@ void finish_job() noexcept {
         backoff naps;
         while (byes < j->world.size() - 1) {
             if (auto s = j->world.iprobe(mpi::any_source, mpi::any_tag)) {
-                junk.resize(static_cast<std::size_t>(s->count<char>().value_or(0)));
-                j->world.recv(s->source(), s->tag(), junk.data(), static_cast<int>(junk.size()));
+                receive_probed(j->world, *s, junk);
                 if (s->tag() == tag_bye)
                     ++byes;
                 naps.reset();
@@ -170,8 +169,7 @@ public:
             auto s = job_->world.iprobe(rank, mpi::any_tag);
             if (!s)
                 break;
-            buffer_.resize(static_cast<std::size_t>(s->count<char>().value_or(0)));
-            job_->world.recv(rank, s->tag(), buffer_.data(), static_cast<int>(buffer_.size()));
+            receive_probed(job_->world, *s, buffer_);
             moved = true;
             if (s->tag() != result_tag(epoch_))
                 continue; // a result of an earlier, terminated pool

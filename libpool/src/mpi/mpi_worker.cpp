@@ -103,8 +103,7 @@ std::uint64_t receive_u64(const mpi::communicator& world, int tag) {
             check_cancel();
             break;
         case tag_frame: {
-            input.resize(static_cast<std::size_t>(s.count<char>().value_or(0)));
-            world.recv(0, tag_frame, input.data(), static_cast<int>(input.size()));
+            receive_probed(world, s, input);
             check_cancel();
             if (epoch <= cancelled)
                 break; // its pool was terminated: skipped, and nobody waits for it
@@ -132,8 +131,8 @@ std::uint64_t receive_u64(const mpi::communicator& world, int tag) {
             ::_exit(0);
         default: {
             // Not ours: take it off the queue so the loop goes on.
-            std::vector<char> junk(static_cast<std::size_t>(s.count<char>().value_or(0)));
-            world.recv(0, s.tag(), junk.data(), static_cast<int>(junk.size()));
+            std::vector<char> junk;
+            receive_probed(world, s, junk);
         }
         }
     }
