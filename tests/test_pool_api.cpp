@@ -9,12 +9,17 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <list>
 #include <mutex>
 #include <ranges>
 #include <set>
 #include <span>
+#include <string>
 #include <thread>
+#include <unistd.h>
 
 using namespace tasks;
 using namespace std::chrono_literals;
@@ -545,24 +550,104 @@ BOOST_AUTO_TEST_CASE(callbacks_run_on_the_result_thread_while_a_caller_waits_for
     BOOST_TEST(callback_threads.count(std::this_thread::get_id()) == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(terminate_from_another_thread_ends_a_wait_for_a_long_task) {
-    procpool::pool pool(test_options(1));
-    BOOST_TEST(pool.apply(square, 3) == 9);
-    std::atomic<int> outcome{0}; // 1: a value, 2: state_error, 3: anything else
-    std::thread waiter([&] {
-        try {
-            pool.apply_async(sleep_ms, 10'000).get(patience);
-            outcome = 1;
-        } catch (const procpool::state_error&) {
-            outcome = 2;
-        } catch (...) {
-            outcome = 3;
+namespace {
+/// Creates the file `started` once it runs, then holds its worker until the file `release`
+/// exists (at most 30 s), creates the file `ended` and returns x: a task whose start the test
+/// can see. terminate() does not stop an MPI rank's task, so the test lets it go.
+struct announce_and_hold {
+    std::string started;
+    std::string release;
+    std::string ended;
+    int operator()(int x) const {
+        std::ofstream(started).put('x');
+        for (int i = 0; i < 3000 && !std::filesystem::exists(release); ++i)
+            std::this_thread::sleep_for(10ms);
+        std::ofstream(ended).put('x');
+        return x;
+    }
+    template <class Archive>
+    void serialize(Archive& ar, unsigned) {
+        ar& started;
+        ar& release;
+        ar& ended;
+    }
+};
+
+/// The scheduling state of thread `tid` of this process: 'R' running, 'S' asleep, ...
+char thread_state(int tid) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const auto close = text.rfind(')');
+    return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
+}
+} // namespace
+
+// terminate() from another thread ends a wait that is in progress with state_error. The other
+// thread terminates only once the task runs and this thread sleeps in its wait (its state in
+// /proc, after the submission returned), so it is terminate() that ends the wait: the task
+// would hold on for 30 s more, then return a value, well within the wait's bound.
+BOOST_AUTO_TEST_CASE(terminate_from_another_thread_ends_a_wait_in_progress_with_state_error) {
+    const std::string waits[] = {"get", "map_async get", "imap next"};
+    for (const std::string& wait : waits)
+        BOOST_TEST_CONTEXT(wait) {
+            const std::string base = "/tmp/procpool-api-terminate-" + std::to_string(::getpid()) +
+                                     "-" + std::to_string(&wait - waits);
+            const announce_and_hold task{base + ".started", base + ".release", base + ".ended"};
+            for (const std::string& path : {task.started, task.release, task.ended})
+                std::filesystem::remove(path);
+            procpool::pool pool(test_options(1));
+            BOOST_TEST(pool.apply(square, 3) == 9);
+            const int waiter = static_cast<int>(::gettid());
+            // seq_cst: flags between two threads of a test, nothing on a hot path.
+            std::atomic<bool> submitted{false};
+            std::atomic<bool> done{false};
+            std::atomic<bool> seen_waiting{false};
+            std::thread terminator([&] {
+                const auto give_up = std::chrono::steady_clock::now() + patience;
+                while (!done.load() && std::chrono::steady_clock::now() < give_up) {
+                    if (submitted.load() && std::filesystem::exists(task.started) &&
+                        thread_state(waiter) == 'S') {
+                        seen_waiting = true;
+                        break;
+                    }
+                    std::this_thread::sleep_for(1ms);
+                }
+                pool.terminate();
+            });
+            std::string outcome = "a value";
+            try {
+                if (wait == "get") {
+                    auto result = pool.apply_async(task, 1);
+                    submitted = true;
+                    result.get(patience);
+                } else if (wait == "map_async get") {
+                    auto result = pool.map_async(task, std::vector<int>{1}, 1);
+                    submitted = true;
+                    result.get(patience);
+                } else {
+                    auto result = pool.imap(task, std::vector<int>{1});
+                    submitted = true;
+                    result.next(patience);
+                }
+            } catch (const procpool::state_error&) {
+                outcome = "state_error";
+            } catch (const procpool::timeout_error&) {
+                outcome = "timeout_error";
+            } catch (...) {
+                outcome = "another exception";
+            }
+            done = true;
+            terminator.join();
+            BOOST_TEST(seen_waiting.load());
+            BOOST_TEST(outcome == "state_error");
+            std::ofstream(task.release).put('x');
+#ifdef PROCPOOL_TEST_MPI // the rank runs on: wait until it is free for the next pool
+            for (int i = 0; i < 6000 && !std::filesystem::exists(task.ended); ++i)
+                std::this_thread::sleep_for(10ms);
+#endif
+            for (const std::string& path : {task.started, task.release, task.ended})
+                std::filesystem::remove(path);
         }
-    });
-    std::this_thread::sleep_for(50ms);
-    pool.terminate();
-    waiter.join();
-    BOOST_TEST(outcome.load() == 2);
 }
 
 #ifndef PROCPOOL_TEST_MPI // spawn-only: maxtasksperchild is refused with MPI
