@@ -7,6 +7,8 @@
 //            a fault at start:       init-crash, init-throw, exe-replaced (run a copy: it
 //                                    replaces its own executable)
 //            busy: starts long tasks, prints busy=1 and waits to be killed
+// Task faults (at their end) and busy also print children= (the workers, and a forkserver) and
+// worker_pids= (the pool's workers).
 #include <procpool/procpool.hpp>
 
 #include <boost/core/demangle.hpp>
@@ -138,6 +140,13 @@ std::string children() {
     return out;
 }
 
+std::string joined(const std::vector<int>& pids) {
+    std::string out;
+    for (const int pid : pids)
+        out += (out.empty() ? "" : ",") + std::to_string(pid);
+    return out;
+}
+
 std::string our_segment() {
     const std::string prefix = "procpool-" + std::to_string(::getpid()) + "-";
     for (const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
@@ -182,6 +191,8 @@ int task_fault(procpool::pool_options options, const std::string& mode, int arg)
     }
     report("after", std::to_string(pool.apply(square, 7)));
     report_workers(pool, 2);
+    report("children", children());
+    report("worker_pids", joined(pool.worker_pids()));
     return 0;
 }
 
@@ -239,6 +250,7 @@ int busy(procpool::pool_options options) {
         std::filesystem::remove(path + "." + std::to_string(pid));
     report("segment", our_segment());
     report("children", children());
+    report("worker_pids", joined(pool.worker_pids())); // the other children: the forkserver
     report("busy", "1");
     std::this_thread::sleep_for(120s); // the test kills this process long before
     return 1;

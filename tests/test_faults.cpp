@@ -313,6 +313,15 @@ bool exited(int pid) {
     return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
 }
 
+/// Whether process `pid` runs with the forkserver's command line (its helper, or a worker it
+/// forked, which keeps it): its second argument is the forkserver flag.
+bool is_forkserver(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string arg;
+    return std::getline(in, arg, '\0') && std::getline(in, arg, '\0') &&
+           arg == "--procpool-forkserver";
+}
+
 std::vector<int> split_pids(const std::string& s) {
     std::vector<int> pids;
     std::stringstream in(s);
@@ -455,8 +464,20 @@ BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_before_its_ta
             BOOST_REQUIRE(h.read_until("busy", clock_type::now() + patience));
             const std::string segment = h["segment"];
             const auto children = split_pids(h["children"]);
+            const auto workers = split_pids(h["worker_pids"]);
             BOOST_REQUIRE(!segment.empty());
-            BOOST_REQUIRE(children.size() >= 2u); // two workers (and a forkserver)
+            BOOST_REQUIRE(workers.size() == 2u);
+            // The children besides the two workers: with "forkserver", its one helper, which
+            // must leave too; with "spawn", none.
+            std::vector<int> servers;
+            for (int pid : children)
+                if (std::count(workers.begin(), workers.end(), pid) == 0)
+                    servers.push_back(pid);
+            const bool forkserver = std::string(context) == "forkserver";
+            BOOST_REQUIRE(children.size() == (forkserver ? 3u : 2u));
+            BOOST_REQUIRE(servers.size() == (forkserver ? 1u : 0u));
+            if (forkserver)
+                BOOST_REQUIRE(is_forkserver(servers[0]));
             h.kill_now();
             const auto killed = clock_type::now();
             std::vector<int> left = children;
@@ -472,6 +493,9 @@ BOOST_AUTO_TEST_CASE(after_kill_9_of_the_parent_every_worker_exits_before_its_ta
             BOOST_TEST_MESSAGE(context << ": every child exited " << took.count()
                                        << " ms after the parent's SIGKILL");
             BOOST_TEST(left.empty(), "still running: " << left.size());
+            for (int pid : servers)
+                BOOST_TEST(std::count(left.begin(), left.end(), pid) == 0,
+                           "the forkserver " << pid << " did not exit");
             for (int pid : left) // do not leak them into other tests
                 ::kill(pid, SIGKILL);
             BOOST_TEST(!std::filesystem::exists("/dev/shm/" + segment));
