@@ -55,9 +55,11 @@ public:
         , chunks_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize)
         , remaining_(chunks_) {}
 
-    /// Completes an empty job at once (callbacks set first; no chunk will ever arrive).
+    /// Completes an empty job at once (callbacks set first; no chunk will ever arrive). Reads
+    /// only what the constructor set: remaining_ belongs to the io thread once chunks are
+    /// submitted (ThreadSanitizer's finding: two threads could both finish the job).
     void finish_if_empty() noexcept {
-        if (remaining_ == 0 && !this->ready())
+        if (chunks_ == 0 && !this->ready())
             this->finish_value(std::move(values_));
     }
 
