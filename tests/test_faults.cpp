@@ -305,10 +305,15 @@ bool contains(const std::string& s, const std::string& part) {
 bool exited(int pid) {
     if (::waitpid(pid, nullptr, WNOHANG) == pid)
         return true; // it was reparented to us (subreaper) and is now reaped
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    if (!stat)
-        return true;
-    std::string text((std::istreambuf_iterator<char>(stat)), {});
+    std::string text;
+    try {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        if (!stat)
+            return true;
+        text.assign(std::istreambuf_iterator<char>(stat), {});
+    } catch (const std::ios_base::failure&) {
+        return true; // libstdc++ throws on a read error: ESRCH, it has just gone
+    }
     const auto close = text.rfind(')');
     return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
 }
@@ -699,6 +704,7 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
     BOOST_REQUIRE(done.wait(patience));
     auto pending = pool.apply_async(sleep_then_square, 300);
     auto pending_map = pool.map_async(sleep_then_square, std::vector<int>{200, 200});
+    auto stream = pool.imap(sleep_then_square, std::vector<int>{200, 200});
     const pid_t child = ::fork();
     BOOST_REQUIRE(child >= 0);
     if (child == 0) {
@@ -741,6 +747,9 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
         expect_result_refused([&] { pending.get(); });
         expect_result_refused([&] { pending.wait(1s); });
         expect_result_refused([&] { pending_map.get(); });
+        expect_result_refused([&] { stream.next(1s); });
+        expect_result_refused([&] { stream.next(); });
+        expect_result_refused([&] { stream.begin(); });
         wrong += done.get() != 36;
         ::_exit(wrong); // the pool's destructor is tried below, in a child of its own
     }
@@ -768,6 +777,10 @@ BOOST_AUTO_TEST_CASE(a_forked_child_cannot_use_the_pool_and_leaves_the_parents_a
     BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
     BOOST_TEST(pending.get(patience) == 300 * 300); // the parent's results complete as usual
     BOOST_TEST(pending_map.get(patience) == (std::vector<int>{200 * 200, 200 * 200}));
+    // The parent's imap, untouched by the child's calls.
+    BOOST_TEST(stream.next(patience).value_or(-1) == 200 * 200);
+    BOOST_TEST(stream.next(patience).value_or(-1) == 200 * 200);
+    BOOST_TEST(!stream.next(patience).has_value());
     BOOST_TEST(pool.worker_pids() == workers, boost::test_tools::per_element());
     BOOST_TEST((shm_segments() == segments));
     BOOST_TEST(pool.apply(square, 5) == 25);

@@ -5,6 +5,7 @@
 #include <procpool/detail/codec.hpp>
 #include <procpool/detail/decode_value.hpp>
 #include <procpool/detail/imap_stream.hpp>
+#include <procpool/detail/result_sink.hpp>
 #include <procpool/errors.hpp>
 
 #include <chrono>
@@ -121,13 +122,20 @@ private:
 
         ~reader() {
             drop_chunk();
-            channel_->abandon();
+            // In a forked child the channel is a copy of the parent's, its mutexes perhaps held
+            // by threads that were not forked: it is left alone.
+            if (!forked())
+                channel_->abandon();
         }
 
         reader(const reader&) = delete;
         reader& operator=(const reader&) = delete;
 
         std::optional<T> next(const std::chrono::steady_clock::time_point* deadline) {
+            // Before the mutex, which a thread of the parent may have held at the fork.
+            if (forked())
+                throw state_error("procpool: this imap belongs to a pool of the process this "
+                                  "one was forked from: it can never complete here");
             std::unique_lock lock(mutex_, std::defer_lock);
             if (deadline == nullptr)
                 lock.lock();
@@ -181,8 +189,11 @@ private:
             channel_->abandon();
         }
 
+        bool forked() const noexcept { return detail::fork_generation() != born_; }
+
         std::shared_ptr<detail::imap_stream> channel_;
         const bool error_ends_;
+        const unsigned born_ = detail::fork_generation();
         std::timed_mutex mutex_;
         bool finished_ = false;
         std::optional<detail::imap_chunk> chunk_;
