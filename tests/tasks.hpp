@@ -10,8 +10,10 @@
 #include <csignal>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <ios>
+#include <iterator>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -22,6 +24,17 @@
 #include <vector>
 
 namespace tasks {
+
+/// The text of a /proc file, or "" when it cannot be read: the process (or thread) it describes
+/// may end while it is read, and libstdc++'s filebuf throws on that read error (ESRCH).
+inline std::string proc_text(const std::string& path) {
+    try {
+        std::ifstream in(path);
+        return std::string((std::istreambuf_iterator<char>(in)), {});
+    } catch (const std::ios_base::failure&) {
+        return {};
+    }
+}
 
 /// The options of a test pool of `processes` workers. The same suites also run under mpiexec
 /// (built with PROCPOOL_TEST_MPI), where the workers are the job's ranks.

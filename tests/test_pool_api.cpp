@@ -575,8 +575,7 @@ struct announce_and_hold {
 
 /// The scheduling state of thread `tid` of this process: 'R' running, 'S' asleep, ...
 char thread_state(int tid) {
-    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = proc_text("/proc/self/task/" + std::to_string(tid) + "/stat");
     const auto close = text.rfind(')');
     return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
 }

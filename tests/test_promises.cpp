@@ -89,8 +89,7 @@ std::string runtime_error_of(Call call) {
 
 /// The state letter in the /proc stat file at `stat_path`: 'R', 'S', 'Z'...; '?' when gone.
 char state_in(const std::string& stat_path) {
-    std::ifstream in(stat_path);
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = proc_text(stat_path);
     const auto close = text.rfind(')');
     return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
 }
@@ -284,8 +283,7 @@ std::vector<int> live_children() {
 /// worker it forked (a fork runs on without exec, so it keeps that command line; a spawned
 /// worker's is the worker flag's).
 bool has_forkserver_command_line(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = proc_text("/proc/" + std::to_string(pid) + "/cmdline");
     std::vector<std::string> args;
     std::istringstream fields(text);
     for (std::string arg; std::getline(fields, arg, '\0');)
@@ -319,8 +317,7 @@ struct child_subreaper {
 /// CPU time (user and system) process `pid` has used so far, in seconds (/proc/PID/stat: the
 /// whole process, every thread).
 double cpu_seconds(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = proc_text("/proc/" + std::to_string(pid) + "/stat");
     std::istringstream fields(text.substr(text.rfind(')') + 2));
     std::string field;
     double ticks = 0;
