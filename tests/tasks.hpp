@@ -2,6 +2,8 @@
 // so these run in the workers.
 #pragma once
 
+#include "sanitized.hpp"
+
 #include <procpool/procpool.hpp>
 
 #include <atomic>
@@ -253,20 +255,7 @@ struct scale {
     }
 };
 
-/// Built with AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh): their allocators hold
-/// freed memory back (a quarantine, shadow memory), so a bound on this process's resident
-/// memory says nothing there; the tests that assert one skip that check, and only that check.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
-#else
-inline constexpr bool sanitized = false;
-#endif
+using testing::sanitized;
 
 /// Every wait in a test is bounded.
 inline constexpr auto patience = std::chrono::seconds(60);

@@ -4,6 +4,8 @@
 #define PROCPOOL_TEST_SUITE_NAME "faults"
 #include "test_main.hpp"
 
+#include "sanitized.hpp"
+
 #include "../libpool/src/detail/doorbell.hpp"
 #include "../libpool/src/detail/segment.hpp"
 
@@ -629,7 +631,20 @@ BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_whole_block_costs_its_task
     pool.join();
 }
 
-BOOST_AUTO_TEST_CASE(too_few_descriptors_is_an_error_that_says_so_and_leaves_nothing) {
+namespace {
+/// A sanitizer's runtime opens descriptors while it checks: UBSan's vptr check probes memory
+/// through a pipe (sanitizer_common's IsAccessibleMemoryRange), and a report goes to a file of
+/// its own. With none left, it reports an "invalid vptr" in our constructors that is not there
+/// (seen in CI), and could not write a real report either, so the test is skipped there.
+boost::test_tools::assertion_result not_sanitized(boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result ok(!testing::sanitized);
+    ok.message() << "a sanitizer's runtime needs the descriptors this test takes away";
+    return ok;
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(too_few_descriptors_is_an_error_that_says_so_and_leaves_nothing,
+                     *boost::unit_test::precondition(not_sanitized)) {
     rlimit saved{};
     BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
     std::size_t open = 0;

@@ -1,0 +1,22 @@
+// Whether the tests are built with a sanitizer, for the few checks that cannot hold there.
+#pragma once
+
+namespace testing {
+
+/// Built with AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh). Their allocators hold
+/// freed memory back (a quarantine, shadow memory), so a bound on this process's resident
+/// memory says nothing there: the tests that assert one skip that check, and only that check.
+/// And their runtimes need descriptors of their own (see test_faults' descriptor test).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
+} // namespace testing
