@@ -260,6 +260,16 @@ using testing::sanitized;
 /// Every wait in a test is bounded.
 inline constexpr auto patience = std::chrono::seconds(60);
 
+/// The number of live workers once the pool has replaced the ones it lost, or after `patience`:
+/// a replacement starts in the background, so a count right after a loss can be one short.
+inline std::size_t workers_once_replaced(const procpool::pool& pool) {
+    const auto give_up = std::chrono::steady_clock::now() + patience;
+    while (pool.worker_pids().size() != pool.processes() &&
+           std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return pool.worker_pids().size();
+}
+
 template <class T>
 T bounded_get(procpool::async_result<T> result) {
     return result.get(patience);

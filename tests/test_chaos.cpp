@@ -128,11 +128,7 @@ private:
 
 /// After a chaos run: the pool has all its workers again and computes right.
 void require_whole(procpool::pool& pool) {
-    const auto give_up = std::chrono::steady_clock::now() + patience;
-    while (pool.worker_pids().size() != pool.processes() &&
-           std::chrono::steady_clock::now() < give_up)
-        std::this_thread::sleep_for(10ms);
-    BOOST_TEST(pool.worker_pids().size() == pool.processes());
+    BOOST_TEST(workers_once_replaced(pool) == pool.processes());
     BOOST_TEST(pool.map(square, iota_vector(500), 7) == squares(500),
                boost::test_tools::per_element());
 }

@@ -626,6 +626,10 @@ BOOST_AUTO_TEST_CASE(a_worker_that_scribbles_over_its_whole_block_costs_its_task
     // The pids the pool reports are its own copies, never the scribbled slot's.
     for (const int pid : pool.worker_pids())
         BOOST_TEST(::kill(pid, 0) == 0);
+    // The replacement starts in the background: wait for it, boundedly.
+    const auto give_up = clock_type::now() + patience;
+    while (pool.worker_pids().size() != 2u && clock_type::now() < give_up)
+        std::this_thread::sleep_for(10ms);
     BOOST_TEST(pool.worker_pids().size() == 2u);
     pool.close();
     pool.join();
