@@ -245,7 +245,7 @@ public:
         return {w.running_task, w.was_ready, w.left_cleanly};
     }
 
-    void wait(detail::function_ref<bool()>, bool) override {}
+    void wait(detail::function_ref<bool()>, wait_hint) override {}
     void wake() noexcept override {}
     void adopt(std::vector<std::vector<char>> frames) override { adopted += frames.size(); }
     void kill_all() noexcept override { ++killed_all; }

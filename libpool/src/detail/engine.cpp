@@ -310,7 +310,7 @@ std::vector<int> engine::worker_pids() const {
 
 void engine::take_role_for_io() noexcept {
     while (!role_->try_take_for_io())
-        transport_->wait([this] { return role_->is_free(); }, false);
+        transport_->wait([this] { return role_->is_free(); }, {});
 }
 
 void engine::release_role_for_caller() noexcept {
@@ -404,7 +404,10 @@ bool engine::collect() {
 }
 
 void engine::wait_for_work() {
-    const bool in_flight = sched_->in_flight();
+    // Learnt before the role goes: a caller may take it and change the io state meanwhile.
+    transport::wait_hint hint;
+    hint.in_flight = sched_->in_flight();
+    hint.mid_frame = hint.in_flight && transport_->mid_frame();
     role_->release_for_io();
     auto ready = [this] {
         if (wakeup_.load(std::memory_order_acquire))
@@ -417,7 +420,7 @@ void engine::wait_for_work() {
         role_->release_for_io();
         return ready;
     };
-    transport_->wait(ready, in_flight);
+    transport_->wait(ready, hint);
     take_role_for_io();
 }
 

@@ -338,7 +338,7 @@ public:
         return words;
     }
 
-    void wait(function_ref<bool()> ready, bool in_flight) override {
+    void wait(function_ref<bool()> ready, wait_hint hint) override {
         // Spin while a worker has work. Inside a frame, the worker is busy copying its part of
         // it, so spin only a little.
         //
@@ -349,7 +349,7 @@ public:
         // core stays awake. Waking a thread on an idle virtual core is costly, and without this
         // look some pools sent every task through such a wake-up (docs/performance.md: waking
         // a thread).
-        if (!in_flight) {
+        if (!hint.in_flight) {
             const auto start = std::chrono::steady_clock::now();
             do {
                 if (ready())
@@ -359,11 +359,13 @@ public:
             doorbell_.wait(segment_.header().parent_sleepers, ready, std::chrono::microseconds(0));
             return;
         }
-        const bool streaming = std::any_of(workers_.begin(), workers_.end(), [](const worker& w) {
-            return w.reader.partial() || w.writer.busy();
-        });
         doorbell_.wait(segment_.header().parent_sleepers, ready,
-                       streaming ? io_stream_spin : io_spin);
+                       hint.mid_frame ? io_stream_spin : io_spin);
+    }
+
+    bool mid_frame() const noexcept override {
+        return std::any_of(workers_.begin(), workers_.end(),
+                           [](const worker& w) { return w.reader.partial() || w.writer.busy(); });
     }
 
     bool callers_may_drive() const noexcept override { return true; }

@@ -117,8 +117,19 @@ public:
     /// Read after worker `index`'s exit was reported, before start() reuses its slot.
     virtual last_words ended(std::uint32_t index) = 0;
 
-    /// The io thread sleeps until `ready()` or wake(); `in_flight`: workers have work.
-    virtual void wait(function_ref<bool()> ready, bool in_flight) = 0;
+    /// A frame is partly sent to a worker or partly received from one: io state, so asked by
+    /// the holder of the io role (the io thread before it lets the role go to wait).
+    virtual bool mid_frame() const noexcept { return false; }
+
+    /// What the io thread knew when it went to sleep, learnt while it held the io role: the
+    /// io state may change under a caller holding the role during wait(), which reads only
+    /// this and what `ready()` reads.
+    struct wait_hint {
+        bool in_flight = false; ///< workers have work
+        bool mid_frame = false; ///< mid_frame() was true
+    };
+    /// The io thread sleeps until `ready()` or wake().
+    virtual void wait(function_ref<bool()> ready, wait_hint hint) = 0;
 
     /// A caller waiting for its result may make the io thread's calls itself (see engine.cpp).
     virtual bool callers_may_drive() const noexcept { return false; }

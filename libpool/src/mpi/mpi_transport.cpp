@@ -220,8 +220,8 @@ public:
 
     last_words ended(std::uint32_t) override { return {}; }
 
-    void wait(function_ref<bool()> ready, bool in_flight) override {
-        if (!in_flight) {
+    void wait(function_ref<bool()> ready, wait_hint hint) override {
+        if (!hint.in_flight) {
             // Only a caller can make work now, and it wakes us.
             wait_for(event_, ready, std::chrono::microseconds(0));
             return;
