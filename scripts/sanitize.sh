@@ -89,8 +89,6 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
         run_stage asan address,undefined
 fi
 if [ "$which" = all ] || [ "$which" = tsan ]; then
-    # die_after_fork=0: the forked-child test makes a pool of its own in a child forked from
-    # a process with threads, which ThreadSanitizer otherwise refuses.
-    TSAN_OPTIONS="$signals:halt_on_error=1:die_after_fork=0:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$root/build-tsan/sanitizer-reports/tsan" \
+    TSAN_OPTIONS="$signals:halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$root/build-tsan/sanitizer-reports/tsan" \
         run_stage tsan thread
 fi

@@ -19,4 +19,19 @@ inline constexpr bool sanitized = false;
 inline constexpr bool sanitized = false;
 #endif
 
+/// Built with ThreadSanitizer. Its runtime cannot start threads in a child forked from a process
+/// with threads ("dup thread with used id": the child's copy of its thread registry still holds
+/// the parent's), so a forked child there makes no pool of its own.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool thread_sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool thread_sanitized = true;
+#else
+inline constexpr bool thread_sanitized = false;
+#endif
+#else
+inline constexpr bool thread_sanitized = false;
+#endif
+
 } // namespace testing

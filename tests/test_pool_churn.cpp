@@ -103,7 +103,9 @@ std::string end_a_pool(int way) {
     }
     case 3: { // destroyed with work in flight and an imap open
         procpool::pool pool(2);
-        auto pending = pool.map_async(sleep_ms, std::vector<int>{5'000, 5'000});
+        // One worker sleeps; the other serves the imap (were both asleep, its first item
+        // would wait for them).
+        auto pending = pool.map_async(sleep_ms, std::vector<int>{5'000});
         auto stream = pool.imap(square, std::views::iota(0));
         BOOST_REQUIRE(stream.next(patience) == 0);
         return "destructor mid-work";

@@ -11,7 +11,22 @@
 // Boost.Process, so no other translation unit sees its executor without the vfork members. On a
 // failed exec, Boost's vfork child writes the error code and a 13-character message into the
 // parent's executor: the string fits std::string's inline buffer, so the child never calls malloc.
+//
+// Under ThreadSanitizer, which turns every vfork into a fork (it cannot follow a child that
+// shares its parent's memory), that message would be written into the child's copy and lost, and
+// a failed exec would look like a worker that exited with status 1: such a build uses Boost's
+// fork executor, which reports a failed exec through a close-on-exec pipe.
+#if defined(__SANITIZE_THREAD__)
+#define PROCPOOL_LAUNCH_WITH_VFORK 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PROCPOOL_LAUNCH_WITH_VFORK 0
+#endif
+#endif
+#ifndef PROCPOOL_LAUNCH_WITH_VFORK
+#define PROCPOOL_LAUNCH_WITH_VFORK 1
 #define BOOST_POSIX_HAS_VFORK 1
+#endif
 
 #include "launch.hpp"
 #include "throw_error.hpp"
@@ -175,9 +190,15 @@ const std::string& executable() {
 child_process start_process(const std::vector<std::string>& args, int pass_fd) {
     auto p = std::make_unique<child_process::impl>();
     try {
+#if PROCPOOL_LAUNCH_WITH_VFORK
         p->child.emplace(bp::exe = executable(), bp::args = args,
                          bp::env[worker_environment_variable] = "1",
                          bp::extend::on_exec_setup = child_setup{pass_fd}, bp::posix::use_vfork);
+#else
+        p->child.emplace(bp::exe = executable(), bp::args = args,
+                         bp::env[worker_environment_variable] = "1",
+                         bp::extend::on_exec_setup = child_setup{pass_fd});
+#endif
     } catch (const std::exception& e) {
         throw error("procpool: cannot start worker process " + executable() + ": " + e.what());
     }
