@@ -349,11 +349,15 @@ engine::io_turn engine::io_turn_once() {
     bool progress = collect();
     run_state state;
     bool streams_open;
+    bool submits_waiting;
     std::exception_ptr failure;
     {
         std::lock_guard lock(mutex_);
         state = state_;
         streams_open = !streams_.empty();
+        // A stream's last batch, submitted after collect() looked and before the stream
+        // closed: the stream is gone, but its chunks are not in the scheduler yet.
+        submits_waiting = !submitted_.empty();
         failure = failure_;
     }
     if (state == run_state::terminating || state == run_state::failed) {
@@ -367,7 +371,7 @@ engine::io_turn engine::io_turn_once() {
     progress |= sched_->drain_all();
     sched_->dispatch();
     progress |= sched_->feed_all();
-    if (state == run_state::closed && !streams_open && sched_->idle()) {
+    if (state == run_state::closed && !streams_open && !submits_waiting && sched_->idle()) {
         if (!stopping_) {
             sched_->stop_workers();
             stopping_ = true;
