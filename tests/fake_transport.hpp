@@ -10,12 +10,14 @@
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <sys/wait.h>
@@ -97,7 +99,12 @@ public:
         std::uint64_t running_task = 0;       // for ended()
         bool was_ready = false;
         bool left_cleanly = false;
-        bool killed = false; // kill() was called
+        bool killed = false;           // kill() was called
+        bool terminated = false;       // terminate() was called
+        std::uint64_t now_running = 0; // what running() says (begin())
+        std::chrono::steady_clock::time_point since{};
+        bool confirmed = true;         // ... and whether it is past its skip bit
+        std::set<std::uint64_t> skips; // skip() marks, by frame seq
     };
 
     explicit fake_transport(std::uint32_t size)
@@ -124,6 +131,27 @@ public:
         std::vector<char> frame(sizeof result);
         std::memcpy(frame.data(), &result, sizeof result);
         frame.insert(frame.end(), payload.begin(), payload.end());
+        w.outbox.push_back(std::move(frame));
+    }
+
+    /// Worker `index` says it began the oldest frame of its inbox at `since` (running()).
+    void begin(std::uint32_t index, std::chrono::steady_clock::time_point since) {
+        worker& w = workers.at(index);
+        w.now_running = header_of(w.inbox.front()).task_id;
+        w.since = since;
+    }
+
+    /// Worker `index` skips the oldest frame of its inbox (a cancelled task): it answers it
+    /// with a `skipped` frame, and runs nothing.
+    void skip_oldest(std::uint32_t index) {
+        worker& w = workers.at(index);
+        detail::result_header answer;
+        answer.task_id = header_of(w.inbox.front()).task_id;
+        answer.kind = detail::frame_kind::skipped;
+        w.inbox.pop_front();
+        w.now_running = 0;
+        std::vector<char> frame(sizeof answer);
+        std::memcpy(frame.data(), &answer, sizeof answer);
         w.outbox.push_back(std::move(frame));
     }
 
@@ -238,6 +266,22 @@ public:
     bool kill(std::uint32_t index) noexcept override {
         workers.at(index).killed = can_kill;
         return can_kill;
+    }
+    bool kills_one_worker() const noexcept override { return can_kill; }
+    bool terminate(std::uint32_t index) noexcept override {
+        workers.at(index).terminated = can_kill;
+        return can_kill;
+    }
+    task_start running(std::uint32_t index) const noexcept override {
+        const worker& w = workers.at(index);
+        return {w.now_running, w.since, w.confirmed};
+    }
+    bool skip(std::uint32_t index, std::uint64_t seq) noexcept override {
+        workers.at(index).skips.insert(seq);
+        return true;
+    }
+    void unskip(std::uint32_t index, std::uint64_t seq) noexcept override {
+        workers.at(index).skips.erase(seq);
     }
 
     detail::last_words ended(std::uint32_t index) override {

@@ -185,10 +185,13 @@ bool wait_bounded(pid_t pid, int& status) {
 }
 
 /// The pool segments in /dev/shm now.
+/// This process's pools' segments (their names carry the owner's pid): what other test
+/// binaries running at the same time make is not counted.
 std::set<std::string> shm_segments() {
+    const std::string mine = "procpool-" + std::to_string(::getpid()) + "-";
     std::set<std::string> names;
     for (const auto& e : std::filesystem::directory_iterator("/dev/shm"))
-        if (e.path().filename().string().starts_with("procpool-"))
+        if (e.path().filename().string().starts_with(mine))
             names.insert(e.path().filename().string());
     return names;
 }

@@ -666,3 +666,19 @@ BOOST_AUTO_TEST_CASE(callers_waiting_at_once_while_workers_are_replaced_all_get_
     BOOST_TEST(wrong.load() == 0);
 }
 #endif
+
+BOOST_AUTO_TEST_CASE(a_cancelled_result_throws_cancelled_error_and_the_pool_goes_on) {
+    // Every context: with "mpi", a task a rank holds runs on and its result is dropped.
+    procpool::pool pool(test_options(1));
+    auto busy = pool.apply_async(sleep_ms, 300);
+    auto queued = pool.apply_async(square, 3);
+    BOOST_TEST(queued.cancel());
+    BOOST_CHECK_THROW(queued.get(patience), procpool::cancelled_error);
+    BOOST_TEST(bounded_get(busy) == 300);
+    BOOST_TEST(!busy.cancel());
+    BOOST_TEST(pool.apply(square, 4) == 16);
+    auto job = pool.map_async(square, iota_vector(100), 7);
+    job.wait(patience);
+    BOOST_TEST(!job.cancel());
+    BOOST_TEST(job.get() == squares(100));
+}

@@ -245,3 +245,26 @@ BOOST_AUTO_TEST_CASE(the_mpi_context_without_procpool_mpi_linked_says_what_to_li
     BOOST_TEST(pool.apply(square, 4) == 16);
 }
 #endif
+
+#ifdef PROCPOOL_TEST_MPI
+BOOST_AUTO_TEST_CASE(the_mpi_context_refuses_timeouts_and_memory_limits_it_cannot_enforce) {
+    // A rank cannot be killed or replaced alone: what needs that is refused up front.
+    auto with_timeout = test_options(2);
+    with_timeout.task_timeout = std::chrono::seconds(1);
+    BOOST_CHECK_EXCEPTION(
+        procpool::pool{with_timeout}, std::invalid_argument, [](const std::invalid_argument& e) {
+            return std::string(e.what()).find("task_timeout") != std::string::npos;
+        });
+    auto with_memory = test_options(2);
+    with_memory.max_memory_per_child = std::size_t{1} << 30;
+    BOOST_CHECK_EXCEPTION(
+        procpool::pool{with_memory}, std::invalid_argument, [](const std::invalid_argument& e) {
+            return std::string(e.what()).find("max_memory_per_child") != std::string::npos;
+        });
+    procpool::pool pool(test_options(2));
+    BOOST_CHECK_THROW(
+        pool.apply(procpool::task_options{.timeout = std::chrono::seconds(1)}, square, 3),
+        std::invalid_argument);
+    BOOST_TEST(pool.apply(square, 3) == 9); // the pool goes on
+}
+#endif

@@ -493,3 +493,229 @@ BOOST_AUTO_TEST_CASE(only_chunks_of_sees_pending_and_held_chunks) {
     b.turn();
     BOOST_TEST(b.sched.only_chunks_of(*mine));
 }
+
+// ---- timeouts (check_deadlines): the time is the test's, no clock is read ----
+
+namespace {
+
+using clock_type = scheduler::clock;
+constexpr auto timeout = std::chrono::milliseconds(100);
+
+outgoing_chunk timed_chunk(std::uint32_t tag, const std::shared_ptr<recording_sink>& sink) {
+    outgoing_chunk chunk{tagged_frame(tag), sink, tag};
+    chunk.limits.timeout = timeout;
+    return chunk;
+}
+
+bool timed_out(const recording_sink::record& r) {
+    try {
+        std::rethrow_exception(r.error);
+    } catch (const procpool::task_timeout_error& e) {
+        return e.timeout() == timeout;
+    } catch (...) {
+        return false;
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_timed_chunk_fails_at_its_deadline_and_its_worker_is_killed_after_the_grace) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.sched.enqueue(timed_chunk(0, sink));
+    b.sched.enqueue(outgoing_chunk{tagged_frame(1), sink, 1}); // behind it, untimed
+    b.turn();
+    BOOST_TEST(b.sched.watching());
+    const clock_type::time_point t0 = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, t0);
+    BOOST_TEST((b.sched.check_deadlines(t0 + timeout / 2) == t0 + timeout));
+    BOOST_TEST(sink->records.empty());
+    BOOST_TEST(!b.workers.workers[0].terminated);
+
+    const auto kill_at = b.sched.check_deadlines(t0 + timeout);
+    BOOST_TEST((kill_at == t0 + timeout + scheduler::kill_grace));
+    BOOST_REQUIRE(sink->records.size() == 1u);
+    BOOST_TEST(sink->records[0].chunk == 0u);
+    BOOST_TEST(timed_out(sink->records[0]));
+    BOOST_TEST(b.workers.workers[0].terminated);
+    BOOST_TEST(!b.workers.workers[0].killed);
+    b.sched.dispatch();
+    BOOST_TEST(b.sched.queued(0) == 2u); // a doomed worker is given nothing more
+
+    b.sched.check_deadlines(kill_at); // SIGTERM was not enough
+    BOOST_TEST(b.workers.workers[0].killed);
+    BOOST_TEST(!b.sched.watching());
+
+    // It dies in the timed-out task: that chunk is not failed again; the other is run again.
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGKILL)));
+    BOOST_TEST((b.workers.started == std::vector<std::uint32_t>{0, 0}));
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{1}), boost::test_tools::per_element());
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(sink->count(0) == 1u);
+    BOOST_TEST(sink->count(1) == 1u);
+    BOOST_TEST(!sink->records[1].error);
+    BOOST_TEST(b.sched.idle());
+}
+
+BOOST_AUTO_TEST_CASE(an_answer_after_the_timeout_is_dropped) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.sched.enqueue(timed_chunk(0, sink));
+    b.turn();
+    const clock_type::time_point t0 = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, t0);
+    b.sched.check_deadlines(t0 + timeout);
+    b.workers.answer(0); // it finished just as it was timed out
+    b.turn();
+    BOOST_TEST(sink->records.size() == 1u);
+    BOOST_TEST(timed_out(sink->records[0]));
+    BOOST_TEST(b.failures.empty()); // not a corrupt frame: the chunk was its to answer
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGTERM), false));
+    BOOST_TEST(sink->records.size() == 1u);
+    BOOST_TEST(b.sched.idle());
+}
+
+BOOST_AUTO_TEST_CASE(time_a_timed_chunk_waits_behind_another_does_not_count) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.sched.enqueue(outgoing_chunk{tagged_frame(0), sink, 0}); // untimed, runs first
+    b.sched.enqueue(timed_chunk(1, sink));
+    b.turn();
+    const clock_type::time_point t0 = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, t0);
+    const auto later = t0 + std::chrono::minutes(10);
+    const auto next = b.sched.check_deadlines(later);
+    BOOST_TEST(sink->records.empty());
+    // It looks again within an eighth of the timeout, to see the timed one start.
+    BOOST_TEST((next > later && next <= later + timeout / 8));
+    b.workers.answer(0);
+    b.turn();
+    b.workers.begin(0, later); // the timed one starts now
+    BOOST_TEST((b.sched.check_deadlines(later + timeout / 2) == later + timeout));
+    BOOST_TEST(sink->records.size() == 1u); // only the untimed one's result
+}
+
+BOOST_AUTO_TEST_CASE(a_start_stamp_in_the_future_cannot_put_off_a_timeout) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.sched.enqueue(timed_chunk(0, sink));
+    b.turn();
+    const clock_type::time_point t0 = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, t0 + std::chrono::hours(1000)); // garbage a task wrote over its slot
+    b.sched.check_deadlines(t0);                       // first seen running now
+    b.sched.check_deadlines(t0 + timeout);
+    BOOST_REQUIRE(sink->records.size() == 1u);
+    BOOST_TEST(timed_out(sink->records[0]));
+}
+
+// ---- cancellation ----
+
+namespace {
+
+bool cancelled(const recording_sink::record& r) {
+    try {
+        std::rethrow_exception(r.error);
+    } catch (const procpool::cancelled_error&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(cancel_completes_every_chunk_of_the_sink_once_and_drops_their_answers) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    auto other = std::make_shared<recording_sink>();
+    b.submit(0, 4, sink); // two sent (the window), two pending
+    b.sched.enqueue(outgoing_chunk{tagged_frame(9), other, 9});
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{0, 1}), boost::test_tools::per_element());
+    const auto now = clock_type::time_point{} + std::chrono::hours(1);
+    b.sched.cancel(*sink, now);
+    BOOST_TEST(sink->records.size() == 4u);
+    for (const auto& r : sink->records)
+        BOOST_TEST(cancelled(r));
+    // The worker is asked to skip both frames it was sent; it is not killed: neither started.
+    BOOST_TEST((b.workers.workers[0].skips == std::set<std::uint64_t>{0, 1}));
+    BOOST_TEST(!b.workers.workers[0].terminated);
+    BOOST_TEST(!b.sched.watching());
+    // One it ran anyway (it had begun reading it), one it skipped: both answers are dropped.
+    b.workers.answer(0);
+    b.workers.skip_oldest(0);
+    b.turn();
+    BOOST_TEST(sink->records.size() == 4u);
+    BOOST_TEST(b.failures.empty());
+    BOOST_TEST(b.workers.workers[0].skips.empty()); // each mark went with its answer
+    // The other sink's chunk was not touched, and runs next.
+    BOOST_TEST(b.workers.tags(0) == (tags{9}), boost::test_tools::per_element());
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(other->records.size() == 1u);
+    BOOST_TEST(!other->records[0].error);
+    BOOST_TEST(b.sched.idle());
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_chunk_its_worker_runs_kills_that_worker) {
+    bench b(2);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 1, sink);
+    b.turn();
+    const auto now = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, now);
+    b.sched.cancel(*sink, now);
+    BOOST_TEST(b.workers.workers[0].terminated);
+    BOOST_TEST(!b.workers.workers[1].terminated);
+    BOOST_REQUIRE(sink->records.size() == 1u);
+    BOOST_TEST(cancelled(sink->records[0]));
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGTERM)));
+    BOOST_TEST(sink->records.size() == 1u); // not failed again as lost
+    BOOST_TEST((b.workers.started == std::vector<std::uint32_t>{0, 1, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_deciding_whether_to_skip_is_watched_until_it_has) {
+    for (bool runs_it : {true, false}) {
+        BOOST_TEST_CONTEXT("runs it " << runs_it) {
+            bench b(1);
+            auto sink = std::make_shared<recording_sink>();
+            b.submit(0, 1, sink);
+            b.turn();
+            const auto now = clock_type::time_point{} + std::chrono::hours(1);
+            b.workers.begin(0, now);
+            b.workers.workers[0].confirmed = false; // it has the task, not yet its skip bit
+            b.sched.cancel(*sink, now);
+            BOOST_TEST(!b.workers.workers[0].terminated);
+            BOOST_TEST(b.sched.watching());
+            const auto again = b.sched.check_deadlines(now);
+            BOOST_TEST((again > now && again <= now + std::chrono::milliseconds(1)));
+            if (runs_it)
+                b.workers.workers[0].confirmed = true; // it missed the bit
+            else
+                b.workers.skip_oldest(0);
+            b.sched.check_deadlines(again);
+            BOOST_TEST(b.workers.workers[0].terminated == runs_it);
+            b.turn();
+            BOOST_TEST(b.failures.empty());
+            BOOST_TEST(sink->records.size() == 1u);
+            if (!runs_it) {
+                BOOST_TEST(!b.sched.watching());
+                BOOST_TEST(b.sched.idle());
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_skipped_answer_for_a_task_not_cancelled_condemns_the_worker) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    b.submit(0, 1, sink);
+    b.turn();
+    b.workers.skip_oldest(0); // garbage: nobody cancelled it
+    b.turn();
+    BOOST_TEST(b.workers.workers[0].killed);
+    BOOST_REQUIRE(sink->records.size() == 1u);
+    BOOST_TEST(what(sink->records[0].error).find("skipped") != std::string::npos);
+}

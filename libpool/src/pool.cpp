@@ -46,25 +46,36 @@ std::vector<int> pool::worker_pids() const {
     return engine_->worker_pids();
 }
 
-std::shared_ptr<detail::imap_stream> pool::open_stream(std::unique_ptr<detail::imap_source> source,
+std::shared_ptr<detail::imap_stream> pool::open_stream(const task_options& options,
+                                                       std::unique_ptr<detail::imap_source> source,
                                                        bool ordered) {
-    auto channel =
-        std::make_shared<detail::imap_channel>(engine_, std::move(source), ordered, processes());
+    auto channel = std::make_shared<detail::imap_channel>(engine_, std::move(source), ordered,
+                                                          processes(), limits_of(options));
     channel->start();
     return channel;
 }
 
-void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {
+detail::chunk_limits pool::limits_of(const task_options& options) const {
+    return engine_->limits_of(options);
+}
+
+void pool::submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink,
+                  const detail::chunk_limits& limits) {
     std::vector<detail::outgoing_chunk> chunks;
-    chunks.push_back({std::move(frame), std::move(sink), 0});
+    chunks.push_back({std::move(frame), std::move(sink), 0, limits});
     engine_->submit(std::move(chunks));
 }
 
-void pool::submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink) {
-    engine_->submit_one({std::move(frame), std::move(sink), 0});
+void pool::submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink,
+                         const detail::chunk_limits& limits) {
+    engine_->submit_one({std::move(frame), std::move(sink), 0, limits});
 }
 
 std::weak_ptr<detail::result_driver> pool::driver() const noexcept {
+    return engine_;
+}
+
+std::weak_ptr<detail::chunk_canceller> pool::canceller() const noexcept {
     return engine_;
 }
 
@@ -77,11 +88,11 @@ std::vector<char> pool::take_frame_buffer() noexcept {
 }
 
 void pool::submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
-                  std::size_t first_index) {
+                  std::size_t first_index, const detail::chunk_limits& limits) {
     std::vector<detail::outgoing_chunk> chunks;
     chunks.reserve(frames.size());
     for (std::size_t i = 0; i < frames.size(); ++i)
-        chunks.push_back({std::move(frames[i]), sink, first_index + i});
+        chunks.push_back({std::move(frames[i]), sink, first_index + i, limits});
     engine_->submit(std::move(chunks));
 }
 

@@ -57,6 +57,13 @@ public:
     /// True when the task is done and did not fail. Throws state_error before ready().
     bool successful() const { return state().successful(); }
 
+    /// Cancels the task (a map_async's or starmap_async's: all its chunks). One not yet started
+    /// never runs; one running has its worker killed and replaced. get() then throws
+    /// cancelled_error, which the error callback gets too, run here in the calling thread.
+    /// True when the result is now cancelled; false when it had finished (or was finishing).
+    /// Does not block on workers. Throws state_error for an empty handle.
+    bool cancel() { return state().cancel(state_); }
+
     /// True when this handle refers to a submitted task.
     bool valid() const noexcept { return state_ != nullptr; }
 

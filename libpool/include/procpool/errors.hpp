@@ -4,6 +4,7 @@
 
 #include <procpool/export.hpp>
 
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -54,6 +55,33 @@ private:
     int pid_;
     std::optional<int> exit_code_;
     std::optional<int> signal_;
+};
+
+/// The task (one apply, or one chunk of a map or imap) was still running when its timeout
+/// (pool_options::task_timeout, task_options::timeout) passed. Its worker was killed and
+/// replaced; the pool's other tasks are unaffected. Never retried.
+class PROCPOOL_API task_timeout_error : public error {
+public:
+    task_timeout_error(const std::string& what, std::chrono::milliseconds timeout, int pid)
+        : error(what)
+        , timeout_(timeout)
+        , pid_(pid) {}
+
+    /// The timeout the task ran past.
+    std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+    /// The worker that was running it (killed since).
+    int pid() const noexcept { return pid_; }
+
+private:
+    std::chrono::milliseconds timeout_;
+    int pid_;
+};
+
+/// get() on a result that was cancelled (async_result::cancel, imap_result::cancel), and
+/// what its error callback receives.
+class PROCPOOL_API cancelled_error : public error {
+public:
+    using error::error;
 };
 
 /// A task threw an exception of a type the parent cannot recreate (anything but the standard

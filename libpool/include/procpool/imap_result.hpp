@@ -8,6 +8,7 @@
 #include <procpool/detail/result_sink.hpp>
 #include <procpool/errors.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -92,6 +93,12 @@ public:
         return get().next(&deadline);
     }
 
+    /// Stops the imap: no more of its input is read, the workers running its items are killed
+    /// and replaced, and next() throws cancelled_error from now on (a next() waiting in
+    /// another thread too). Results not yet returned are dropped. Does not block on workers;
+    /// idempotent. Throws state_error for an empty handle.
+    void cancel() { get().cancel(); }
+
     /// Fetches the first result (or the next one, when iteration has begun: single pass).
     iterator begin() {
         reader& r = get();
@@ -142,6 +149,8 @@ private:
             else if (!lock.try_lock_until(*deadline))
                 throw timeout_error("procpool: imap_result::next: no result within the timeout");
             for (;;) {
+                if (cancelled_.load(std::memory_order_acquire))
+                    throw cancelled_error("procpool: the imap was cancelled");
                 if (finished_)
                     return std::nullopt;
                 if (left_ > 0) {
@@ -174,6 +183,14 @@ private:
             }
         }
 
+        /// imap_result::cancel; any thread, without the mutex a waiting next() holds.
+        void cancel() noexcept {
+            if (forked())
+                return;
+            cancelled_.store(true, std::memory_order_release);
+            channel_->cancel();
+        }
+
         /// The value an iterator points at.
         std::optional<T> current;
 
@@ -195,6 +212,7 @@ private:
         const bool error_ends_;
         const unsigned born_ = detail::fork_generation();
         std::timed_mutex mutex_;
+        std::atomic<bool> cancelled_{false};
         bool finished_ = false;
         std::optional<detail::imap_chunk> chunk_;
         std::optional<detail::value_decoder<T>> decoder_;

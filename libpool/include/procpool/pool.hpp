@@ -64,13 +64,15 @@ public:
     /// type for standard exceptions, remote_error for others) and the pool's errors
     /// (worker_lost_error, serialization_error, state_error when not running).
     template <class F, class... Args>
-    detail::apply_result_t<F, Args...> apply(F f, Args&&... args);
+    requires(!std::same_as<F, task_options>) detail::apply_result_t<F, Args...> apply(
+        F f, Args&&... args);
 
     /// f(args...) in a worker, without waiting. Throws state_error when the pool is not
     /// running and serialization_error when an argument cannot be encoded; everything else
     /// comes through the result.
     template <class F, class... Args>
-    async_result<detail::apply_result_t<F, Args...>> apply_async(F f, Args&&... args);
+    requires(!std::same_as<F, task_options>)
+        async_result<detail::apply_result_t<F, Args...>> apply_async(F f, Args&&... args);
 
     /// std::apply(f, args) in a worker, without waiting; `callback(result)` or
     /// `error_callback(std::exception_ptr)` runs in the pool's result thread before the result
@@ -127,6 +129,48 @@ public:
     starmap_async(F f, Range&& tuples, std::size_t chunksize = 0, Callback callback = {},
                   ErrorCallback error_callback = {});
 
+    /// The calls above with per-call options (task_options), which override the pool's: each
+    /// takes them first, as in pool.map(procpool::task_options{.timeout = 2s}, f, xs), and
+    /// otherwise behaves as the call without them. A task that runs past its timeout fails with
+    /// task_timeout_error (see pool_options::task_timeout). Throws std::invalid_argument for a
+    /// timeout that is not positive, or that the pool's context cannot enforce ("mpi").
+    template <class F, class... Args>
+    detail::apply_result_t<F, Args...> apply(const task_options& options, F f, Args&&... args);
+    template <class F, class... Args>
+    async_result<detail::apply_result_t<F, Args...>> apply_async(const task_options& options, F f,
+                                                                 Args&&... args);
+    // clang-format off
+    template <class F, class... Args, class Callback, class ErrorCallback = detail::no_callback>
+        requires(std::is_void_v<detail::apply_result_t<F, Args...>>
+                     ? std::invocable<Callback&>
+                     : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
+    async_result<detail::apply_result_t<F, Args...>>
+    apply_async(const task_options& options, F f, std::tuple<Args...> args, Callback callback,
+                ErrorCallback error_callback = {});
+    // clang-format on
+    template <class F, std::ranges::input_range Range>
+    std::vector<detail::map_result_t<F, Range>> map(const task_options& options, F f, Range&& items,
+                                                    std::size_t chunksize = 0);
+    template <class F, std::ranges::input_range Range, class Callback = detail::no_callback,
+              class ErrorCallback = detail::no_callback>
+    async_result<std::vector<detail::map_result_t<F, Range>>>
+    map_async(const task_options& options, F f, Range&& items, std::size_t chunksize = 0,
+              Callback callback = {}, ErrorCallback error_callback = {});
+    template <class F, std::ranges::input_range Range>
+    imap_result<detail::map_result_t<F, Range>> imap(const task_options& options, F f,
+                                                     Range&& items, std::size_t chunksize = 1);
+    template <class F, std::ranges::input_range Range>
+    imap_result<detail::map_result_t<F, Range>>
+    imap_unordered(const task_options& options, F f, Range&& items, std::size_t chunksize = 1);
+    template <class F, std::ranges::input_range Range>
+    std::vector<detail::starmap_result_t<F, Range>>
+    starmap(const task_options& options, F f, Range&& tuples, std::size_t chunksize = 0);
+    template <class F, std::ranges::input_range Range, class Callback = detail::no_callback,
+              class ErrorCallback = detail::no_callback>
+    async_result<std::vector<detail::starmap_result_t<F, Range>>>
+    starmap_async(const task_options& options, F f, Range&& tuples, std::size_t chunksize = 0,
+                  Callback callback = {}, ErrorCallback error_callback = {});
+
     /// Accept no more tasks; submitted ones still complete. Does not block. Idempotent.
     void close();
 
@@ -149,27 +193,34 @@ private:
     /// chunks as the workers take them rather than all at once, so a job's encoded input
     /// never takes much more memory than a few chunks per worker.
     template <bool Star, class F, class Range, class Callback, class ErrorCallback>
-    auto submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded, Callback callback,
-                       ErrorCallback error_callback);
+    auto submit_chunks(const task_options& options, F f, Range&& items, std::size_t chunksize,
+                       bool bounded, Callback callback, ErrorCallback error_callback);
 
     template <bool Ordered, class F, class Range>
-    auto stream_chunks(F f, Range&& items, std::size_t chunksize);
+    auto stream_chunks(const task_options& options, F f, Range&& items, std::size_t chunksize);
 
     /// Makes and starts the channel of an imap. Throws state_error when not running.
-    std::shared_ptr<detail::imap_stream> open_stream(std::unique_ptr<detail::imap_source> source,
+    std::shared_ptr<detail::imap_stream> open_stream(const task_options& options,
+                                                     std::unique_ptr<detail::imap_source> source,
                                                      bool ordered);
 
-    void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
+    /// What the engine holds of a call's options; throws std::invalid_argument for ones it
+    /// cannot honour. Called before anything is encoded.
+    detail::chunk_limits limits_of(const task_options& options) const;
+    void submit(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink,
+                const detail::chunk_limits& limits);
     /// As submit, for a task its caller is likely to wait for (a single_result without
     /// callbacks, which waits through driver()): the engine may send it from this thread.
-    void submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink);
+    void submit_waited(std::vector<char> frame, std::shared_ptr<detail::result_sink> sink,
+                       const detail::chunk_limits& limits);
     std::weak_ptr<detail::result_driver> driver() const noexcept;
+    std::weak_ptr<detail::chunk_canceller> canceller() const noexcept;
     /// An empty buffer with room for a large frame, from a chunk this pool completed, or an
     /// empty vector: encoding into it fills pages already in memory.
     std::vector<char> take_frame_buffer() noexcept;
     /// Submits frames as chunks first_index, first_index + 1, ... of `sink`.
     void submit(std::vector<std::vector<char>> frames, std::shared_ptr<detail::result_sink> sink,
-                std::size_t first_index = 0);
+                std::size_t first_index, const detail::chunk_limits& limits);
 
     // Shared: an imap_result reaches the pool through a weak_ptr, so that it outlives it safely.
     std::shared_ptr<detail::engine> engine_;

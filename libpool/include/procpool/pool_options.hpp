@@ -5,6 +5,7 @@
 #include <procpool/context.hpp>
 #include <procpool/initializer.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 
@@ -20,6 +21,21 @@ struct pool_options {
     std::optional<std::size_t> maxtasksperchild = {};
     /// The start method; default get_context("spawn").
     std::optional<procpool::context> context = {};
+    /// Every task (one apply, or one chunk of a map or imap) still running this long after it
+    /// started fails with task_timeout_error, and its worker is killed and replaced; time spent
+    /// queued does not count. Default: none. A call's task_options::timeout overrides it.
+    std::optional<std::chrono::milliseconds> task_timeout = {};
+    /// Bytes of resident memory: a worker whose RSS is above it after a task leaves once that
+    /// task's result is sent, and is replaced (billiard's max_memory_per_child); results are
+    /// unaffected. Default: none.
+    std::optional<std::size_t> max_memory_per_child = {};
 }; // the "= {}" keep {.processes = 4} free of GCC 12's -Wmissing-field-initializers
+
+/// Per call, overriding the pool's defaults: pool.apply_async(task_options{.timeout = 2s}, f, x),
+/// and likewise for apply, map, map_async, imap, imap_unordered, starmap and starmap_async.
+struct task_options {
+    /// As pool_options::task_timeout, for this call's tasks; default: the pool's.
+    std::optional<std::chrono::milliseconds> timeout = {};
+};
 
 } // namespace procpool

@@ -2,7 +2,9 @@
 #include "doorbell.hpp"
 #include "throw_error.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -48,10 +50,17 @@ doorbell::~doorbell() {
     ::close(event_fd_);
 }
 
-void doorbell::sleep() noexcept {
+void doorbell::sleep(std::chrono::steady_clock::time_point deadline) noexcept {
     epoll_event event{};
-    // -1: no limit. EINTR means "look again", as does any return.
-    ::epoll_wait(epoll_fd_, &event, 1, -1);
+    int timeout_ms = -1; // no limit
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+        // Rounded up: waking before the deadline would only make the caller sleep again.
+        const auto left = deadline - std::chrono::steady_clock::now();
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+        timeout_ms = static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1 << 30));
+    }
+    // EINTR means "look again", as does any return.
+    ::epoll_wait(epoll_fd_, &event, 1, timeout_ms);
 }
 
 } // namespace procpool::detail

@@ -50,15 +50,17 @@ public:
     /// The eventfd, for a worker to inherit (close-on-exec: the launcher passes it on purpose).
     int fd() const noexcept { return event_fd_; }
 
-    /// Waits until `ready()` is true: spins for `spin`, then sleeps until the doorbell rings.
-    /// `sleepers` is the flag ringers read (the segment header's parent_sleepers). `ready` must
-    /// be cheap and must not throw.
+    /// Waits until `ready()` is true or `deadline` passes: spins for `spin`, then sleeps until
+    /// the doorbell rings. `sleepers` is the flag ringers read (the segment header's
+    /// parent_sleepers). `ready` must be cheap and must not throw.
     template <class Ready>
-    void wait(std::atomic<std::uint32_t>& sleepers, Ready&& ready, std::chrono::nanoseconds spin);
+    void wait(std::atomic<std::uint32_t>& sleepers, Ready&& ready, std::chrono::nanoseconds spin,
+              std::chrono::steady_clock::time_point deadline =
+                  std::chrono::steady_clock::time_point::max());
 
 private:
-    /// One epoll_wait; ends on a ring, a stale edge or a signal.
-    void sleep() noexcept;
+    /// One epoll_wait; ends on a ring, a stale edge, a signal or `deadline`.
+    void sleep(std::chrono::steady_clock::time_point deadline) noexcept;
 
     int event_fd_ = -1;
     int epoll_fd_ = -1;
@@ -66,7 +68,7 @@ private:
 
 template <class Ready>
 void doorbell::wait(std::atomic<std::uint32_t>& sleepers, Ready&& ready,
-                    std::chrono::nanoseconds spin) {
+                    std::chrono::nanoseconds spin, std::chrono::steady_clock::time_point deadline) {
     if (spin_until(ready, spin))
         return;
     // seq_cst store, then fence: the announce half of the Dekker pair in the file comment; a
@@ -74,8 +76,12 @@ void doorbell::wait(std::atomic<std::uint32_t>& sleepers, Ready&& ready,
     // it stays set across sleeps, so every ringer after this point writes the eventfd.
     sleepers.store(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    while (!ready())
-        sleep();
+    while (!ready()) {
+        if (deadline != std::chrono::steady_clock::time_point::max() &&
+            std::chrono::steady_clock::now() >= deadline)
+            break;
+        sleep(deadline);
+    }
     // relaxed: only a hint to ringers; a stale 1 costs one needless write.
     sleepers.store(0, std::memory_order_relaxed);
 }

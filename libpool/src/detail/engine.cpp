@@ -85,10 +85,15 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
         throw std::invalid_argument("procpool::pool: processes must be at least 1");
     if (options.maxtasksperchild && *options.maxtasksperchild == 0)
         throw std::invalid_argument("procpool::pool: maxtasksperchild must be at least 1");
+    if (options.task_timeout && options.task_timeout->count() <= 0)
+        throw std::invalid_argument("procpool::pool: task_timeout must be positive");
+    if (options.max_memory_per_child && *options.max_memory_per_child == 0)
+        throw std::invalid_argument("procpool::pool: max_memory_per_child must be at least 1");
 
     transport_options how;
     how.processes = options.processes;
     how.max_tasks = options.maxtasksperchild.value_or(0);
+    how.max_rss = options.max_memory_per_child.value_or(0);
     how.initializer_frame = options.initializer.frame();
     how.method = options.context ? options.context->method() : start_method::spawn;
     how.on_exit = [this](const worker_exit& e) {
@@ -100,6 +105,13 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
     const auto max_tasks = how.max_tasks;
     transport_ = make(std::move(how));
     processes_ = transport_->size();
+    if (options.task_timeout) {
+        if (!transport_->kills_one_worker())
+            throw std::invalid_argument(
+                "procpool::pool: task_timeout needs workers that can be killed one at a time "
+                "(the \"spawn\" and \"forkserver\" contexts); this context cannot");
+        default_limits_.timeout = *options.task_timeout;
+    }
     role_.emplace(transport_->callers_may_drive());
 
     spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20,
@@ -136,6 +148,20 @@ void engine::require_accepting(bool from_stream) const {
         state_ == run_state::running || (from_stream && state_ == run_state::closed);
     if (!accepting)
         throw state_error("procpool: pool not running");
+}
+
+chunk_limits engine::limits_of(const task_options& options) const {
+    chunk_limits limits = default_limits_;
+    if (options.timeout) {
+        if (options.timeout->count() <= 0)
+            throw std::invalid_argument("procpool: task_options::timeout must be positive");
+        if (!transport_->kills_one_worker())
+            throw std::invalid_argument(
+                "procpool: task_options::timeout needs workers that can be killed one at a time "
+                "(the \"spawn\" and \"forkserver\" contexts); this pool's context cannot");
+        limits.timeout = *options.timeout;
+    }
+    return limits;
 }
 
 void engine::submit(std::vector<outgoing_chunk> chunks, bool from_stream) {
@@ -216,6 +242,19 @@ bool engine::drive(const result_sink& mine, const std::atomic<bool>& done,
     sched_->drain_all();
     release_role_for_caller();
     return done.load(std::memory_order_acquire);
+}
+
+void engine::cancel_chunks(std::shared_ptr<result_sink> sink) noexcept {
+    if (forked() || !sink)
+        return;
+    try {
+        std::lock_guard lock(mutex_);
+        cancels_.push_back(std::move(sink));
+        wakeup_.store(true, std::memory_order_release);
+    } catch (...) {
+        return; // no memory to queue it: the chunks run, their results are dropped
+    }
+    transport_->wake();
 }
 
 std::uint64_t engine::open_stream(std::weak_ptr<stream_input> stream) {
@@ -314,9 +353,11 @@ void engine::take_role_for_io() noexcept {
 }
 
 void engine::release_role_for_caller() noexcept {
-    // Work the io thread may not know of: chunks no worker could take yet, or what set
-    // wakeup_ without waking it (fail_pool, called on the io thread's paths).
-    const bool leftovers = sched_->has_pending() || wakeup_.load(std::memory_order_relaxed);
+    // Work the io thread may not know of: chunks no worker could take yet, what set wakeup_
+    // without waking it (fail_pool, called on the io thread's paths), or deadlines to watch
+    // (a timed task this caller sent: the io thread sleeps with none).
+    const bool leftovers =
+        sched_->has_pending() || wakeup_.load(std::memory_order_relaxed) || sched_->watching();
     if (role_->release_for_caller(leftovers))
         transport_->wake();
 }
@@ -371,6 +412,8 @@ engine::io_turn engine::io_turn_once() {
     progress |= sched_->drain_all();
     sched_->dispatch();
     progress |= sched_->feed_all();
+    next_check_ = sched_->watching() ? sched_->check_deadlines(std::chrono::steady_clock::now())
+                                     : std::chrono::steady_clock::time_point::max();
     if (state == run_state::closed && !streams_open && !submits_waiting && sched_->idle()) {
         if (!stopping_) {
             sched_->stop_workers();
@@ -396,14 +439,21 @@ bool engine::collect() {
     if (!wakeup_.load(std::memory_order_acquire))
         return false;
     std::vector<worker_exit> exits;
+    std::vector<std::shared_ptr<result_sink>> cancels;
     {
         std::lock_guard lock(mutex_);
         wakeup_.store(false, std::memory_order_relaxed); // under the mutex: no update is lost
         sched_->enqueue(submitted_);
         exits.swap(exits_);
+        cancels.swap(cancels_);
     }
     for (const worker_exit& r : exits)
         sched_->on_exit(r);
+    if (!cancels.empty()) {
+        const auto now = std::chrono::steady_clock::now();
+        for (const auto& sink : cancels)
+            sched_->cancel(*sink, now);
+    }
     return true;
 }
 
@@ -412,15 +462,18 @@ void engine::wait_for_work() {
     transport::wait_hint hint;
     hint.in_flight = sched_->in_flight();
     hint.mid_frame = hint.in_flight && transport_->mid_frame();
+    hint.deadline = next_check_;
     role_->release_for_io();
-    auto ready = [this] {
+    const bool no_deadline = hint.deadline == std::chrono::steady_clock::time_point::max();
+    auto ready = [this, no_deadline] {
         if (wakeup_.load(std::memory_order_acquire))
             return true;
         // A caller holds the role: stop waiting here, and wait for the role instead
         // (take_role_for_io).
         if (!role_->try_look())
             return true;
-        const bool ready = sched_->work_ready();
+        // Or a caller sent a timed task meanwhile: its deadline is not in this wait's hint.
+        const bool ready = sched_->work_ready() || (no_deadline && sched_->watching());
         role_->release_for_io();
         return ready;
     };

@@ -39,7 +39,7 @@ public:
     virtual void read_rest() noexcept = 0;
 };
 
-class engine final : public result_driver {
+class engine final : public result_driver, public chunk_canceller {
 public:
     /// Starts the workers over the transport `options` ask for. Throws state_error in a worker
     /// process that skipped procpool::init, procpool::error when a worker cannot be started,
@@ -68,6 +68,9 @@ public:
     bool drive(const result_sink& mine, const std::atomic<bool>& done,
                std::chrono::steady_clock::time_point deadline) noexcept override;
 
+    /// See chunk_canceller. Thread-safe.
+    void cancel_chunks(std::shared_ptr<result_sink> sink) noexcept override;
+
     /// Registers a lazily read input (imap). While one is open, a closed pool keeps its workers.
     /// Throws state_error when the pool is not running. Thread-safe.
     std::uint64_t open_stream(std::weak_ptr<stream_input> stream);
@@ -79,6 +82,11 @@ public:
     void join();
 
     std::size_t processes() const noexcept { return processes_; }
+
+    /// A call's options resolved against the pool's (pool_options::task_timeout). Throws
+    /// std::invalid_argument for a timeout that is not positive, or that the transport cannot
+    /// enforce (it cannot kill one worker alone: "mpi").
+    chunk_limits limits_of(const task_options& options) const;
 
     /// The pool's spare frame buffers: encoding into one fills pages already in memory, where a
     /// fresh buffer costs a page fault per 4 KiB (docs/performance.md: fresh vs warm memory).
@@ -123,6 +131,7 @@ private:
     void release_role_for_caller() noexcept;
 
     std::uint32_t processes_ = 0;
+    chunk_limits default_limits_;          // from pool_options
     const int owner_pid_;                  // the process that made the engine
     const unsigned owner_fork_generation_; // fork_generation() then
 
@@ -132,6 +141,7 @@ private:
     std::exception_ptr failure_;
     std::deque<outgoing_chunk> submitted_;
     std::vector<worker_exit> exits_;
+    std::vector<std::shared_ptr<result_sink>> cancels_; // cancel_chunks, for the io thread
     std::map<std::uint64_t, std::weak_ptr<stream_input>> streams_; // open imap inputs
     std::uint64_t next_stream_id_ = 1;
     bool workers_ended_ = false; // end_threads() reached the transport's shutdown
@@ -156,6 +166,9 @@ private:
     std::thread io_thread_;
     bool has_io_thread_ = true;
     bool stopping_ = false; // the io loop told the workers to leave (io state)
+    /// When the scheduler wants its deadlines checked again (io state).
+    std::chrono::steady_clock::time_point next_check_ =
+        std::chrono::steady_clock::time_point::max();
     bool io_ended_ = false; // turn_io() saw the loop end
 };
 

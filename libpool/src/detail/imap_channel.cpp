@@ -14,8 +14,9 @@ constexpr std::size_t rest_batch = 64;
 } // namespace
 
 imap_channel::imap_channel(std::weak_ptr<engine> core, std::unique_ptr<imap_source> source,
-                           bool ordered, std::size_t processes)
+                           bool ordered, std::size_t processes, chunk_limits limits)
     : engine_(std::move(core))
+    , limits_(limits)
     , ordered_(ordered)
     , processes_(processes == 0 ? 1 : processes)
     , source_(std::move(source)) {}
@@ -73,7 +74,7 @@ void imap_channel::top_up(std::size_t limit) noexcept {
             encoded_chunk chunk = source_->next_chunk(core ? core->spares() : nullptr);
             if (!chunk.frame.empty()) {
                 frame_bytes += chunk.frame.size();
-                batch.push_back({std::move(chunk.frame), self, next_index + batch.size()});
+                batch.push_back({std::move(chunk.frame), self, next_index + batch.size(), limits_});
             }
             if (chunk.end) {
                 end = true;
@@ -126,6 +127,8 @@ imap_channel::next(const std::chrono::steady_clock::time_point* deadline) {
     top_up(0);
     std::unique_lock lock(mutex_);
     for (;;) {
+        if (cancelled_)
+            throw cancelled_error("procpool: the imap was cancelled");
         auto it = ordered_ ? completed_.find(delivered_) : completed_.begin();
         if (it != completed_.end()) {
             imap_chunk chunk = std::move(it->second);
@@ -142,7 +145,7 @@ imap_channel::next(const std::chrono::steady_clock::time_point* deadline) {
         }
         const auto ready = [this] {
             const bool any = ordered_ ? completed_.count(delivered_) != 0 : !completed_.empty();
-            return any || (input_done_ && delivered_ == submitted_);
+            return any || (input_done_ && delivered_ == submitted_) || cancelled_;
         };
         if (deadline == nullptr)
             arrived_.wait(lock, ready);
@@ -159,6 +162,18 @@ void imap_channel::abandon() noexcept {
     }
     std::lock_guard in(input_mutex_);
     end_input(nullptr);
+}
+
+void imap_channel::cancel() noexcept {
+    // The workers first: the pool kills those running its chunks as soon as it can.
+    if (auto core = engine_.lock())
+        core->cancel_chunks(shared_from_this());
+    {
+        std::lock_guard lock(mutex_);
+        cancelled_ = true;
+    }
+    arrived_.notify_all(); // a consumer waiting in next() throws cancelled_error
+    abandon();
 }
 
 void imap_channel::complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept {

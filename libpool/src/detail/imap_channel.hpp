@@ -43,8 +43,9 @@ class imap_channel final : public imap_stream,
                            public stream_input,
                            public std::enable_shared_from_this<imap_channel> {
 public:
+    /// `limits`: what each chunk of it asks (engine::limits_of).
     imap_channel(std::weak_ptr<engine> core, std::unique_ptr<imap_source> source, bool ordered,
-                 std::size_t processes);
+                 std::size_t processes, chunk_limits limits);
 
     /// Registers with the pool and submits the first chunks. Throws state_error (or the
     /// pool's failure) when the pool does not accept work.
@@ -52,6 +53,7 @@ public:
 
     std::optional<imap_chunk> next(const std::chrono::steady_clock::time_point* deadline) override;
     void abandon() noexcept override;
+    void cancel() noexcept override;
 
     void complete_chunk(std::size_t index, const chunk_outcome& outcome) noexcept override;
     void read_rest() noexcept override;
@@ -66,6 +68,7 @@ private:
     void end_input(std::exception_ptr error) noexcept;
 
     const std::weak_ptr<engine> engine_;
+    const chunk_limits limits_;
     const bool ordered_;
     const std::size_t processes_;
 
@@ -83,6 +86,7 @@ private:
     std::size_t arrivals_ = 0;  ///< chunks finished (the key of imap_unordered's queue)
     bool input_done_ = false;
     bool abandoned_ = false;
+    bool cancelled_ = false;                      // cancel(): next() throws cancelled_error
     std::exception_ptr input_error_;              ///< delivered after every submitted chunk
     moving_mean exec_ns_;                         ///< of finished chunks' run time
     moving_mean result_bytes_;                    ///< of finished chunks' results

@@ -130,8 +130,12 @@ int child_process::wait() {
 }
 
 void child_process::kill() noexcept {
+    send(SIGKILL);
+}
+
+void child_process::send(int signal) noexcept {
     if (impl_ && !impl_->reaped)
-        ::kill(impl_->pid, SIGKILL);
+        ::kill(impl_->pid, signal);
 }
 
 namespace {

@@ -29,6 +29,8 @@ public:
     int wait();
     /// Sends SIGKILL unless the child was already reaped. Never throws.
     void kill() noexcept;
+    /// Sends `signal` unless the child was already reaped. Never throws.
+    void send(int signal) noexcept;
     /// True once wait() reaped it.
     bool reaped() const noexcept;
 

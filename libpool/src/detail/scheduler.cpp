@@ -9,6 +9,7 @@
 #include <procpool/errors.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <optional>
@@ -39,12 +40,15 @@ void scheduler::start_all() {
 
 void scheduler::start(worker_state& w) {
     w.initializer_unsent = initializer_frame_ != nullptr;
-    w.queue.clear();
-    w.sent = 0;
+    clear_queue(w);
     w.assigned = 0;
     w.ready = false;
     w.stop_sent = false;
     w.condemned = false;
+    w.doomed = false;
+    w.hard_killed = false;
+    w.seen_task = 0;
+    w.next_seq = 0;
     w.pid = transport_.start(w.index);
     w.alive = true;
 }
@@ -67,7 +71,7 @@ void scheduler::dispatch() {
     while (!pending_.empty()) {
         worker_state* best = nullptr;
         for (worker_state& w : workers_) {
-            if (!w.alive || w.stop_sent || w.condemned || w.queue.size() >= limit)
+            if (!w.alive || w.stop_sent || w.condemned || w.doomed || w.queue.size() >= limit)
                 continue;
             if (max_tasks_ != 0 && w.assigned >= max_tasks_)
                 continue;
@@ -80,6 +84,10 @@ void scheduler::dispatch() {
         pending_.pop_front();
         const std::uint64_t id = next_task_id_++;
         std::memcpy(chunk.frame.data(), &id, sizeof id);
+        if (chunk.limits.timeout.count() > 0) {
+            ++best->timed;
+            ++timed_held_;
+        }
         best->queue.push_back({id, std::move(chunk)});
         ++best->assigned;
     }
@@ -95,8 +103,11 @@ bool scheduler::feed(std::uint32_t index) {
                 w.initializer_unsent = false;
                 return std::as_bytes(std::span(*initializer_frame_));
             }
-            if (w.sent < w.queue.size())
-                return std::as_bytes(std::span(w.queue[w.sent++].chunk.frame));
+            if (w.sent < w.queue.size()) {
+                dispatched& d = w.queue[w.sent++];
+                d.seq = w.next_seq++;
+                return std::as_bytes(std::span(d.chunk.frame));
+            }
             return {};
         });
     } catch (...) {
@@ -146,6 +157,8 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
         return condemn(w, std::to_string(bytes.size()) + " bytes, shorter than a result header");
     const auto header = read_pod<result_header>(bytes);
     const auto payload = bytes.subspan(sizeof header);
+    if (header.kind == frame_kind::skipped)
+        return on_skipped(w, header.task_id);
     if (header.kind != frame_kind::result && header.kind != frame_kind::initializer_done)
         return condemn(w, "a frame of unknown kind " +
                               std::to_string(static_cast<std::uint32_t>(header.kind)));
@@ -190,6 +203,15 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
     dispatched d = std::move(w.queue.front());
     w.queue.pop_front();
     --w.sent;
+    if (d.chunk.limits.timeout.count() > 0 && w.timed > 0) { // a doomed worker counts none
+        --w.timed;
+        --timed_held_;
+    }
+    if (d.settled) { // timed out or cancelled: its answer came too late
+        transport_.unskip(w.index, d.seq);
+        spares_->give(std::move(d.chunk.frame));
+        return;
+    }
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
     mean_chunk_ns_.add(ns);
     // The task frame is spare from here on (the worker read all of it before it answered),
@@ -206,6 +228,7 @@ void scheduler::on_exit(const worker_exit& report) {
         return;
     drain(w.index); // every result it published counts
     w.alive = false;
+    unwatch(w);
     const last_words words = transport_.ended(w.index);
     const std::uint64_t running = words.running_task;
     const bool clean =
@@ -214,6 +237,8 @@ void scheduler::on_exit(const worker_exit& report) {
 
     std::deque<outgoing_chunk> unstarted;
     for (dispatched& d : w.queue) {
+        if (d.settled)
+            continue; // failed already (timed out): neither lost nor run again
         if (running != 0 && d.id == running) {
             const std::string how = describe_wait_status(report.status);
             std::optional<int> code, signal;
@@ -231,8 +256,7 @@ void scheduler::on_exit(const worker_exit& report) {
             unstarted.push_back(std::move(d.chunk));
         }
     }
-    w.queue.clear();
-    w.sent = 0;
+    clear_queue(w);
     pending_.insert(pending_.begin(), std::make_move_iterator(unstarted.begin()),
                     std::make_move_iterator(unstarted.end()));
 
@@ -258,6 +282,7 @@ void scheduler::condemn(worker_state& w, const std::string& why) {
     if (w.condemned)
         return;
     w.condemned = true;
+    unwatch(w); // the kill below is the SIGKILL it may have been due
     if (!transport_.kill(w.index)) {
         fail(std::make_exception_ptr(error("procpool: worker " + std::to_string(w.pid) +
                                            " sent a corrupt frame (" + why + ")")));
@@ -279,12 +304,205 @@ void scheduler::fail_held(worker_state& w, const chunk_outcome& outcome,
                           std::vector<std::vector<char>>& handed) {
     for (std::size_t i = 0; i < w.queue.size(); ++i) {
         dispatched& d = w.queue[i];
-        d.chunk.sink->complete_chunk(d.chunk.index, outcome);
+        if (!d.settled)
+            d.chunk.sink->complete_chunk(d.chunk.index, outcome);
         if (i < w.sent)
             handed.push_back(std::move(d.chunk.frame)); // the transport may still be on it
     }
+    clear_queue(w);
+}
+
+void scheduler::clear_queue(worker_state& w) noexcept {
+    timed_held_ -= w.timed;
+    w.timed = 0;
     w.queue.clear();
     w.sent = 0;
+}
+
+scheduler::clock::time_point scheduler::check_deadlines(clock::time_point now) {
+    clock::time_point next = clock::time_point::max();
+    for (worker_state& w : workers_) {
+        if (!w.alive || w.condemned)
+            continue;
+        if (w.skip_watch != 0 && !w.doomed)
+            next = std::min(next, check_skip(w, now));
+        if (w.doomed) {
+            if (w.hard_killed)
+                continue;
+            if (now >= w.kill_at) {
+                transport_.kill(w.index);
+                w.hard_killed = true;
+                --doomed_;
+            } else {
+                next = std::min(next, w.kill_at);
+            }
+            continue;
+        }
+        if (w.timed == 0)
+            continue;
+        const transport::task_start start = transport_.running(w.index);
+        dispatched* running = nullptr;
+        std::chrono::milliseconds shortest = std::chrono::milliseconds::max();
+        for (dispatched& d : w.queue) {
+            if (start.task != 0 && d.id == start.task)
+                running = &d;
+            if (d.chunk.limits.timeout.count() > 0)
+                shortest = std::min(shortest, d.chunk.limits.timeout);
+        }
+        if (running == nullptr || running->chunk.limits.timeout.count() == 0) {
+            // A timed chunk waits behind another, or the worker is between tasks: look again
+            // within an eighth of the timeout. Its start is the worker's own stamp, so a late
+            // look delays the deadline only when it comes after it.
+            w.seen_task = 0;
+            const auto step = std::clamp<std::chrono::milliseconds>(
+                shortest / 8, std::chrono::milliseconds(1), std::chrono::milliseconds(100));
+            next = std::min(next, now + step);
+            continue;
+        }
+        if (w.seen_task != running->id) {
+            w.seen_task = running->id;
+            w.seen_at = now;
+        }
+        const clock::time_point began = std::min(start.since, w.seen_at);
+        const clock::time_point deadline = began + running->chunk.limits.timeout;
+        if (now >= deadline) {
+            time_out(w, *running, now);
+            next = std::min(next, w.kill_at);
+        } else {
+            next = std::min(next, deadline);
+        }
+    }
+    return next;
+}
+
+void scheduler::doom(worker_state& w, clock::time_point now) {
+    if (w.doomed)
+        return;
+    if (w.skip_watch != 0) {
+        w.skip_watch = 0;
+        --skip_watched_;
+    }
+    w.doomed = true;
+    ++doomed_;
+    // What it holds is no longer watched: its chunks wait for its exit (then run elsewhere).
+    timed_held_ -= w.timed;
+    w.timed = 0;
+    w.kill_at = now + kill_grace;
+    if (!transport_.terminate(w.index)) {
+        transport_.kill(w.index); // the engine refuses timeouts where neither works
+        w.hard_killed = true;
+        --doomed_;
+    }
+}
+
+void scheduler::unwatch(worker_state& w) noexcept {
+    if (w.doomed && !w.hard_killed) {
+        w.hard_killed = true;
+        --doomed_;
+    }
+    if (w.skip_watch != 0) {
+        w.skip_watch = 0;
+        --skip_watched_;
+    }
+}
+
+scheduler::clock::time_point scheduler::check_skip(worker_state& w, clock::time_point now) {
+    const transport::task_start start = transport_.running(w.index);
+    if (start.task == w.skip_watch) {
+        if (start.confirmed) { // it did not see the skip in time: it runs the task
+            doom(w, now);
+            return w.kill_at;
+        }
+        return now + std::chrono::milliseconds(1); // it is reading the skip bit now
+    }
+    w.skip_watch = 0; // it skipped it, or finished it: its answer is dropped
+    --skip_watched_;
+    return clock::time_point::max();
+}
+
+void scheduler::on_skipped(worker_state& w, std::uint64_t task_id) {
+    if (w.queue.empty() || w.queue.front().id != task_id || !w.queue.front().settled)
+        return condemn(w, "a task " + std::to_string(task_id) +
+                              " skipped, which was not cancelled or not next");
+    dispatched d = std::move(w.queue.front());
+    w.queue.pop_front();
+    --w.sent;
+    w.ready = true;
+    transport_.unskip(w.index, d.seq);
+    if (w.skip_watch == d.id) {
+        w.skip_watch = 0;
+        --skip_watched_;
+    }
+    spares_->give(std::move(d.chunk.frame));
+}
+
+void scheduler::cancel(const result_sink& sink, clock::time_point now) {
+    // Completed once everything is in order: a completion runs the user's callbacks.
+    std::vector<outgoing_chunk> gone;                          // dropped before any worker ran them
+    std::vector<std::pair<result_sink*, std::size_t>> settled; // sent: their answers are dropped
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->sink.get() == &sink) {
+            gone.push_back(std::move(*it));
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (worker_state& w : workers_) {
+        if (!w.alive)
+            continue;
+        for (std::size_t i = 0; i < w.queue.size();) {
+            dispatched& d = w.queue[i];
+            if (d.chunk.sink.get() != &sink || d.settled) {
+                ++i;
+                continue;
+            }
+            if (d.chunk.limits.timeout.count() > 0 && w.timed > 0) {
+                --w.timed;
+                --timed_held_;
+            }
+            if (i >= w.sent) { // never handed to the transport: it is simply dropped
+                --w.assigned;
+                gone.push_back(std::move(d.chunk));
+                w.queue.erase(w.queue.begin() + static_cast<std::ptrdiff_t>(i));
+                continue;
+            }
+            d.settled = true;
+            settled.emplace_back(d.chunk.sink.get(), d.chunk.index);
+            ++i;
+            if (w.doomed || w.condemned)
+                continue; // it is being killed anyway
+            const bool asked = transport_.skip(w.index, d.seq);
+            const transport::task_start start = transport_.running(w.index);
+            if (start.task != d.id)
+                continue; // not started: it skips it (asked), or runs it for nothing (not)
+            if (start.confirmed || !asked) {
+                if (transport_.kills_one_worker())
+                    doom(w, now);
+            } else if (w.skip_watch == 0) {
+                w.skip_watch = d.id;
+                ++skip_watched_;
+            }
+        }
+    }
+    chunk_outcome outcome;
+    outcome.error = std::make_exception_ptr(cancelled_error("procpool: the task was cancelled"));
+    for (outgoing_chunk& c : gone)
+        c.sink->complete_chunk(c.index, outcome);
+    for (auto& [s, index] : settled)
+        s->complete_chunk(index, outcome);
+}
+
+void scheduler::time_out(worker_state& w, dispatched& d, clock::time_point now) {
+    const std::chrono::milliseconds timeout = d.chunk.limits.timeout;
+    d.settled = true;
+    doom(w, now);
+    chunk_outcome outcome;
+    outcome.error = std::make_exception_ptr(task_timeout_error(
+        "procpool: a task ran past its timeout of " + std::to_string(timeout.count()) +
+            " ms; its worker " + std::to_string(w.pid) + " was killed and replaced",
+        timeout, w.pid));
+    d.chunk.sink->complete_chunk(d.chunk.index, outcome);
 }
 
 void scheduler::stop_workers() {

@@ -17,6 +17,20 @@
 // worker that cannot be started, an initializer that throws, a transport that cannot kill one
 // worker alone) go to the failure handler, which the engine turns into the pool's failure; the
 // engine then calls fail_everything().
+//
+// Timeouts: a chunk whose limits carry a timeout is watched while a worker holds it
+// (check_deadlines, called by the engine with the time, since the scheduler has no clock). Its
+// start is the earlier of what the worker says (transport::running) and when the scheduler
+// first saw it running: a worker's garbage can only time out its own task early. At its
+// deadline the chunk fails with task_timeout_error at once (it is "settled": whatever else
+// comes for it is dropped), and the worker is doomed: sent SIGTERM, no new work, SIGKILL after
+// kill_grace; its unstarted chunks go back to the queue when its exit comes.
+//
+// Cancellation (cancel): a sink's chunks that no worker has are completed with
+// cancelled_error and dropped; one a worker holds unsent is dropped too; one sent is settled
+// and the worker is asked to skip it (transport::skip). If the worker is already running it,
+// it is doomed as for a timeout; if it may still go either way (running, not confirmed), the
+// scheduler looks again (check_deadlines) until it knows.
 #pragma once
 
 #include "transport.hpp"
@@ -24,6 +38,7 @@
 #include "flow_control.hpp"
 #include <procpool/detail/result_sink.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -43,12 +58,17 @@ struct outgoing_chunk {
     std::vector<char> frame;           ///< task_header and archive (task_id patched on dispatch)
     std::shared_ptr<result_sink> sink; ///< gets complete_chunk(index, ...) exactly once
     std::size_t index = 0;
+    chunk_limits limits = {};
 };
 
 class scheduler {
 public:
     /// Workers that die before they are ready this many times in a row fail the pool.
     static constexpr int max_start_failures = 3;
+    /// How long a worker killed for a timeout has between SIGTERM and SIGKILL.
+    static constexpr std::chrono::milliseconds kill_grace{200};
+
+    using clock = std::chrono::steady_clock;
 
     using failure_handler = std::function<void(std::exception_ptr)>;
 
@@ -82,6 +102,21 @@ public:
     /// a report for a worker that is already gone or replaced.
     void on_exit(const worker_exit& report);
 
+    /// Fails the chunks that ran past their timeout and kills their workers (see the file
+    /// comment); escalates to SIGKILL past the grace. Returns when to call it again:
+    /// clock::time_point::max() when nothing is watched.
+    clock::time_point check_deadlines(clock::time_point now);
+    /// Some chunk held has a timeout, a doomed worker's SIGKILL is due, or a cancelled chunk
+    /// may have started: check_deadlines has something to do, and returns a time before max()
+    /// when so.
+    bool watching() const noexcept {
+        return timed_held_ != 0 || doomed_ != 0 || skip_watched_ != 0;
+    }
+
+    /// Cancels every chunk of `sink` not yet answered (see the file comment): each completes
+    /// once, with cancelled_error, now.
+    void cancel(const result_sink& sink, clock::time_point now);
+
     /// Tells every live worker to leave once it has answered everything.
     void stop_workers();
     /// Completes every chunk, pending or held by a worker, with `error`; the frames a worker
@@ -112,6 +147,8 @@ private:
     struct dispatched {
         std::uint64_t id;
         outgoing_chunk chunk;
+        bool settled = false;  // completed already (timed out, cancelled): its answer is dropped
+        std::uint64_t seq = 0; // the worker's how-manieth task frame (set when sent)
     };
 
     /// The scheduler's view of one worker slot.
@@ -126,6 +163,14 @@ private:
         bool condemned = false;       // sent a corrupt frame: killed, its exit report awaited
         std::deque<dispatched> queue; // given to the worker, oldest first
         std::size_t sent = 0;         // queue[0, sent) are handed to the transport
+        std::size_t timed = 0;        // chunks in queue with a timeout (none once doomed)
+        bool doomed = false;          // killed for a timeout (SIGTERM), its exit awaited
+        bool hard_killed = false;     // ... and sent SIGKILL
+        clock::time_point kill_at{};  // when SIGKILL follows
+        std::uint64_t seen_task = 0;  // the task check_deadlines last saw it run, and when
+        clock::time_point seen_at{};
+        std::uint64_t next_seq = 0;   // seq of the next task frame sent to it
+        std::uint64_t skip_watch = 0; // a cancelled task it may have started; 0: none
     };
 
     void start(worker_state& w);
@@ -138,6 +183,19 @@ private:
     void fail_held(worker_state& w, const chunk_outcome& outcome,
                    std::vector<std::vector<char>>& handed);
     void fail(std::exception_ptr error) { on_failure_(std::move(error)); }
+    /// Empties w's queue (its chunks are completed or moved elsewhere by the caller).
+    void clear_queue(worker_state& w) noexcept;
+    /// Chunk `d` of `w` ran past its timeout: see the file comment.
+    void time_out(worker_state& w, dispatched& d, clock::time_point now);
+    /// Kills `w` (SIGTERM now, SIGKILL after kill_grace): it runs a task it must not finish.
+    void doom(worker_state& w, clock::time_point now);
+    /// A worker's `skipped` answer (to a cancelled chunk).
+    void on_skipped(worker_state& w, std::uint64_t task_id);
+    /// Clears what is watched of `w`, which is gone or being killed.
+    void unwatch(worker_state& w) noexcept;
+    /// Looks whether `w` started the cancelled task it may have (skip_watch); dooms it if so.
+    /// Returns when to look again, or max().
+    clock::time_point check_skip(worker_state& w, clock::time_point now);
 
     transport& transport_;
     const std::shared_ptr<const std::vector<char>> initializer_frame_;
@@ -150,6 +208,9 @@ private:
     std::uint64_t next_task_id_ = 1;
     moving_mean mean_chunk_ns_; // of finished chunks' run times: the window
     int start_failures_ = 0;
+    std::size_t timed_held_ = 0;   // the workers' `timed`, summed
+    std::size_t doomed_ = 0;       // workers doomed, alive, and not yet sent SIGKILL
+    std::size_t skip_watched_ = 0; // workers with a skip_watch
 };
 
 } // namespace procpool::detail

@@ -44,7 +44,7 @@
 namespace procpool::detail {
 
 inline constexpr std::uint64_t segment_magic = 0x4c4f4f5050434f52ULL; // "ROCPPOOL" little-endian
-inline constexpr std::uint32_t segment_layout_version = 3;
+inline constexpr std::uint32_t segment_layout_version = 4;
 
 /// Lifecycle of a worker slot, written by the worker (attached, ready, exiting) and reset by
 /// the parent for each new worker.
@@ -63,6 +63,7 @@ struct segment_header {
     std::uint64_t max_tasks_per_child = 0; ///< 0: no limit
     std::uint32_t has_initializer = 0;     ///< 1: each worker's first frame is the initializer
     std::uint32_t reserved = 0;
+    std::uint64_t max_rss_per_child = 0; ///< max_memory_per_child in bytes; 0: no limit
     /// Written by the parent only, read by workers (who map the header read-only).
     ///
     /// parent_sleepers: nonzero while the parent's io thread sleeps on its doorbell, or is about
@@ -80,16 +81,21 @@ struct segment_header {
 /// worker (a pid here is never signalled, a running_task is matched against that worker's own
 /// tasks only, the rings' indices are bounded by the ring's size).
 ///
-///   line 0   generation, pid, state, stop, running_task   (worker writes, parent reads)
+///   line 0   generation, pid, state, stop, running_task, task_started_ns
+///            (worker writes, parent reads)
 ///   line 1   event: the worker sleeps here; space_wanted
 ///   line 2-3 inbox ring_control   (parent produces, worker consumes)
 ///   line 4-5 outbox ring_control  (worker produces, parent consumes)
+///   line 6-7 skip bits            (parent writes, worker reads)
 struct worker_slot {
     alignas(cache_line) std::atomic<std::uint32_t> generation{0};
     std::atomic<std::int32_t> pid{0};
     std::atomic<slot_state> state{slot_state::empty};
     std::atomic<std::uint32_t> stop{0};         ///< 1: leave once the inbox is empty
     std::atomic<std::uint64_t> running_task{0}; ///< task id being run, 0 between tasks
+    /// When running_task began, steady_clock nanoseconds (CLOCK_MONOTONIC, one clock for all
+    /// processes); written before running_task.
+    std::atomic<std::int64_t> task_started_ns{0};
     alignas(cache_line) event_word event;
     /// 1 while the parent has more of a frame to write into the inbox than fitted: a worker
     /// that frees inbox space rings the parent's doorbell only then (the parent sets it, then looks
@@ -98,8 +104,18 @@ struct worker_slot {
     std::atomic<std::uint32_t> space_wanted{0};
     ring_control inbox;
     ring_control outbox;
+    /// Tasks cancelled after they were sent (parent writes, worker reads): bit s % skip_bits
+    /// stands for the worker's s-th task frame (counted from 0 in each worker). The parent
+    /// holds fewer than skip_bits frames in one worker (flow::max_window), so no two of them
+    /// share a bit. A worker about to run task X marks running_task as X | running_tentative,
+    /// fences, and reads X's bit; the parent sets the bit, fences, and reads running_task
+    /// (Dekker): either the worker skips X, or the parent sees it running.
+    alignas(cache_line) std::atomic<std::uint64_t> skip[16];
 };
-static_assert(sizeof(worker_slot) == 6 * cache_line, "worker_slot is shared: keep it fixed");
+inline constexpr std::uint64_t skip_bits = 16 * 64;
+/// running_task's top bit: the worker has the task but has not yet read its skip bit.
+inline constexpr std::uint64_t running_tentative = std::uint64_t{1} << 63;
+static_assert(sizeof(worker_slot) == 8 * cache_line, "worker_slot is shared: keep it fixed");
 static_assert(std::atomic<slot_state>::is_always_lock_free,
               "slot state is shared between processes: it must be lock-free");
 

@@ -96,11 +96,11 @@ public:
         thread_ = std::thread([this] { loop(); });
     }
 
-    /// SIGKILL to worker `pid`, if it is one of ours and still running. Thread-safe.
-    void kill(int pid) noexcept {
+    /// `signal` to worker `pid`, if it is one of ours and still running. Thread-safe.
+    void kill(int pid, int signal = SIGKILL) noexcept {
         std::lock_guard lock(mutex_);
         if (auto it = children_.find(pid); it != children_.end())
-            it->second.child.kill();
+            it->second.child.send(signal);
     }
 
     /// SIGKILL to every worker still running. Thread-safe, never throws.
@@ -206,6 +206,7 @@ public:
         sweep_orphaned_segments();
         segment_ = segment::create(static_cast<std::uint32_t>(n), ring_bytes);
         segment_.header().max_tasks_per_child = options.max_tasks;
+        segment_.header().max_rss_per_child = options.max_rss;
         segment_.header().has_initializer = options.initializer_frame ? 1 : 0;
         workers_.resize(n);
         pids_ = std::make_unique<std::atomic<int>[]>(n);
@@ -227,6 +228,9 @@ public:
         reset_after_crash(slot.outbox);
         reset_event(slot.event);
         slot.running_task.store(0, std::memory_order_relaxed);
+        slot.task_started_ns.store(0, std::memory_order_relaxed);
+        for (auto& word : slot.skip)
+            word.store(0, std::memory_order_relaxed);
         slot.stop.store(0, std::memory_order_relaxed);
         slot.space_wanted.store(0, std::memory_order_relaxed);
         slot.state.store(slot_state::spawned, std::memory_order_relaxed);
@@ -332,7 +336,9 @@ public:
         // acquire: the worker is reaped, so its stores are complete; pairs with its releases.
         const slot_state state = slot.state.load(std::memory_order_acquire);
         last_words words;
-        words.running_task = slot.running_task.load(std::memory_order_acquire);
+        const std::uint64_t running = slot.running_task.load(std::memory_order_acquire);
+        // A tentative task was not started: it may run again elsewhere.
+        words.running_task = (running & running_tentative) != 0 ? 0 : running;
         words.was_ready = state == slot_state::ready || state == slot_state::exiting;
         words.left_cleanly = state == slot_state::exiting;
         return words;
@@ -356,11 +362,12 @@ public:
                     return;
                 ::sched_yield();
             } while (std::chrono::steady_clock::now() - start < io_idle_spin);
-            doorbell_.wait(segment_.header().parent_sleepers, ready, std::chrono::microseconds(0));
+            doorbell_.wait(segment_.header().parent_sleepers, ready, std::chrono::microseconds(0),
+                           hint.deadline);
             return;
         }
         doorbell_.wait(segment_.header().parent_sleepers, ready,
-                       hint.mid_frame ? io_stream_spin : io_spin);
+                       hint.mid_frame ? io_stream_spin : io_spin, hint.deadline);
     }
 
     bool mid_frame() const noexcept override {
@@ -385,6 +392,41 @@ public:
         if (workers_[index].pid > 0)
             supervisor_.kill(workers_[index].pid);
         return true;
+    }
+
+    bool kills_one_worker() const noexcept override { return true; }
+
+    bool skip(std::uint32_t index, std::uint64_t seq) noexcept override {
+        std::atomic<std::uint64_t>& word = segment_.slot(index).skip[(seq % skip_bits) / 64];
+        // seq_cst, then fence: the parent's side of the Dekker pair in segment.hpp; the
+        // caller's running() comes after it.
+        word.fetch_or(std::uint64_t{1} << (seq % 64), std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return true;
+    }
+
+    void unskip(std::uint32_t index, std::uint64_t seq) noexcept override {
+        std::atomic<std::uint64_t>& word = segment_.slot(index).skip[(seq % skip_bits) / 64];
+        word.fetch_and(~(std::uint64_t{1} << (seq % 64)), std::memory_order_relaxed);
+    }
+
+    bool terminate(std::uint32_t index) noexcept override {
+        if (workers_[index].pid > 0)
+            supervisor_.kill(workers_[index].pid, SIGTERM);
+        return true;
+    }
+
+    task_start running(std::uint32_t index) const noexcept override {
+        const worker_slot& slot = segment_.slot(index);
+        task_start start;
+        // acquire: pairs with the worker's release store of running_task, made after it wrote
+        // task_started_ns; a stamp read here is that task's or a later one's, never older.
+        const std::uint64_t running = slot.running_task.load(std::memory_order_acquire);
+        start.task = running & ~running_tentative;
+        start.confirmed = (running & running_tentative) == 0;
+        const std::int64_t ns = slot.task_started_ns.load(std::memory_order_relaxed);
+        start.since = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+        return start;
     }
 
     void kill_all() noexcept override { supervisor_.kill_all(); }

@@ -22,6 +22,7 @@
 
 #include <procpool/pool_options.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,7 @@ struct last_words {
 struct transport_options {
     std::optional<std::size_t> processes; ///< as the user gave it
     std::uint64_t max_tasks = 0;          ///< maxtasksperchild, 0: none
+    std::uint64_t max_rss = 0;            ///< max_memory_per_child in bytes, 0: none
     /// The initializer's frame (null: none), shared so that a transport that sends it
     /// asynchronously can keep it alive.
     std::shared_ptr<const std::vector<char>> initializer_frame;
@@ -114,6 +116,42 @@ public:
         return false;
     }
 
+    /// kill() and terminate() end one worker alone: the pool may then time tasks out.
+    virtual bool kills_one_worker() const noexcept { return false; }
+
+    /// Asks worker `index` to end now (SIGTERM), alone; kill() follows if it does not. Its
+    /// exit comes through on_exit. False as for kill(). Never throws.
+    virtual bool terminate(std::uint32_t index) noexcept { return kill(index); }
+
+    /// What worker `index` says it is running: a task id (0: none) and when it began, as the
+    /// worker wrote them. Untrusted: the caller matches the id against that worker's own
+    /// tasks. A transport that cannot tell says none.
+    struct task_start {
+        std::uint64_t task = 0;
+        std::chrono::steady_clock::time_point since = {};
+        /// False while the worker has the task but may still skip it (skip()).
+        bool confirmed = true;
+    };
+    virtual task_start running(std::uint32_t index) const noexcept {
+        (void)index;
+        return {};
+    }
+
+    /// Asks worker `index` not to run its `seq`-th task frame (counted from 0 since it started),
+    /// sent but perhaps not started: it answers it with a `skipped` frame instead, unless it
+    /// started it already. Then running(index) tells which (a Dekker pair: segment.hpp). False
+    /// when the transport cannot (the frame may run; its answer is dropped).
+    virtual bool skip(std::uint32_t index, std::uint64_t seq) noexcept {
+        (void)index;
+        (void)seq;
+        return false;
+    }
+    /// The answer to frame `seq` came: its skip() mark may go.
+    virtual void unskip(std::uint32_t index, std::uint64_t seq) noexcept {
+        (void)index;
+        (void)seq;
+    }
+
     /// Read after worker `index`'s exit was reported, before start() reuses its slot.
     virtual last_words ended(std::uint32_t index) = 0;
 
@@ -127,8 +165,11 @@ public:
     struct wait_hint {
         bool in_flight = false; ///< workers have work
         bool mid_frame = false; ///< mid_frame() was true
+        /// When the scheduler wants to look again (a task's timeout, say); max(): never.
+        std::chrono::steady_clock::time_point deadline =
+            std::chrono::steady_clock::time_point::max();
     };
-    /// The io thread sleeps until `ready()` or wake().
+    /// The io thread sleeps until `ready()`, wake(), or the hint's deadline.
     virtual void wait(function_ref<bool()> ready, wait_hint hint) = 0;
 
     /// A caller waiting for its result may make the io thread's calls itself (see engine.cpp).

@@ -38,6 +38,22 @@ constexpr int exit_initializer_failed = 4;
 constexpr auto worker_spin = std::chrono::microseconds(50);
 constexpr auto worker_stream_spin = std::chrono::microseconds(5);
 
+/// This process's resident memory in bytes (/proc/self/statm), or 0 when it cannot be read.
+/// A few microseconds: asked after each task only when max_memory_per_child is set.
+std::uint64_t resident_bytes() noexcept {
+    static const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    static const long page = ::sysconf(_SC_PAGESIZE);
+    char text[128];
+    const ssize_t n = fd < 0 ? -1 : ::pread(fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    if (std::sscanf(text, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(page);
+}
+
 [[noreturn]] void leave(int status) {
     std::fflush(nullptr);
     // _exit, not exit: a worker must not run the program's static destructors (its main()
@@ -71,7 +87,8 @@ public:
         , slot_(seg_.slot(index))
         , inbox_(seg_.inbox_consumer(index))
         , outbox_(seg_.outbox_producer(index))
-        , max_tasks_(seg_.header().max_tasks_per_child) {}
+        , max_tasks_(seg_.header().max_tasks_per_child)
+        , max_rss_(seg_.header().max_rss_per_child) {}
 
     [[noreturn]] void run() {
         if (seg_.header().has_initializer == 0)
@@ -83,7 +100,10 @@ public:
             }
             handle(reader_.frame());
             reader_.reset();
-            if (max_tasks_ != 0 && tasks_done_ >= max_tasks_) {
+            // After a task, not the initializer: a worker whose initializer alone is too big
+            // would otherwise be replaced without end.
+            const bool too_big = max_rss_ != 0 && tasks_done_ != 0 && resident_bytes() > max_rss_;
+            if ((max_tasks_ != 0 && tasks_done_ >= max_tasks_) || too_big) {
                 slot_.state.store(slot_state::exiting, std::memory_order_release);
                 leave(0);
             }
@@ -128,11 +148,54 @@ private:
         return slot_.stop.load(std::memory_order_acquire) != 0 && inbox_.readable() == 0;
     }
 
+    /// True when the parent cancelled this task frame before it started (segment.hpp: skip):
+    /// then it answers with a `skipped` frame instead of running it.
+    bool skipped(std::span<const std::byte> frame) {
+        if (frame.size() < sizeof(task_header))
+            return false; // the executor reports it
+        task_header task;
+        std::memcpy(&task, frame.data(), sizeof task);
+        if (task.kind != frame_kind::task)
+            return false;
+        const std::uint64_t seq = task_frames_++;
+        // Its start, before its id: running() reads the id, then the stamp (segment.hpp).
+        stamp_start();
+        // seq_cst store, then fence: this side of the Dekker pair in segment.hpp.
+        slot_.running_task.store(task.task_id | running_tentative, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint64_t word =
+            slot_.skip[(seq % skip_bits) / 64].load(std::memory_order_relaxed);
+        if ((word >> (seq % 64) & 1) == 0)
+            return false;
+        result_header answer;
+        answer.task_id = task.task_id;
+        answer.kind = frame_kind::skipped;
+        output_.resize(sizeof answer);
+        std::memcpy(output_.data(), &answer, sizeof answer);
+        bulk_ = {};
+        return true;
+    }
+
+    /// When the task about to be marked in running_task began (task timeouts).
+    void stamp_start() noexcept {
+        const auto now = std::chrono::steady_clock::now().time_since_epoch();
+        slot_.task_started_ns.store(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
+            std::memory_order_relaxed);
+    }
+
     void handle(std::span<const std::byte> frame) {
+        if (skipped(frame)) {
+            write_frame();
+            slot_.running_task.store(0, std::memory_order_release);
+            ++tasks_done_; // as the parent counts it (maxtasksperchild)
+            return;
+        }
         const result_header result =
             executor_.run(frame, output_, bulk_, [&](std::uint64_t task_id) {
                 // release: the parent reads running_task after reaping us (see the file
                 // comment).
+                stamp_start();
                 slot_.running_task.store(task_id, std::memory_order_release);
             });
         write_frame();
@@ -174,7 +237,9 @@ private:
     std::vector<char> output_;
     frame_bulk bulk_; // the result frame is output_, then bulk_.bytes
     std::uint64_t max_tasks_;
+    std::uint64_t max_rss_; // max_memory_per_child, 0: none
     std::uint64_t tasks_done_ = 0;
+    std::uint64_t task_frames_ = 0; // task frames read, skipped ones too (segment.hpp: skip)
     frame_executor executor_;
 };
 

@@ -117,6 +117,10 @@ public:
         if (options.max_tasks != 0)
             throw std::invalid_argument("procpool::pool: maxtasksperchild cannot be used with "
                                         "the \"mpi\" context: MPI ranks are not respawned");
+        if (options.max_rss != 0)
+            throw std::invalid_argument("procpool::pool: max_memory_per_child cannot be used "
+                                        "with the \"mpi\" context: MPI ranks are not "
+                                        "respawned");
         const std::size_t n = options.processes.value_or(ranks);
         if (n > ranks)
             throw std::invalid_argument("procpool::pool: processes = " + std::to_string(n) +

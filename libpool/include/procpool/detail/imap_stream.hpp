@@ -48,6 +48,9 @@ public:
     next(const std::chrono::steady_clock::time_point* deadline) = 0;
     /// The consumer is gone: drops the input and every result still to come. Idempotent.
     virtual void abandon() noexcept = 0;
+    /// As abandon(), and the pool stops the chunks still running (their workers are killed);
+    /// next() throws cancelled_error from now on. Any thread; idempotent.
+    virtual void cancel() noexcept = 0;
 };
 
 } // namespace procpool::detail

@@ -177,17 +177,33 @@ private:
 } // namespace detail
 
 template <class F, class... Args>
+    requires(!std::same_as<F, task_options>)
 detail::apply_result_t<F, Args...> pool::apply(F f, Args&&... args) {
-    auto result = apply_async(f, std::forward<Args>(args)...);
+    return apply(task_options{}, std::move(f), std::forward<Args>(args)...);
+}
+
+template <class F, class... Args>
+detail::apply_result_t<F, Args...> pool::apply(const task_options& options, F f,
+                                               Args&&... args) {
+    auto result = apply_async(options, f, std::forward<Args>(args)...);
     return result.take();
 }
 
 template <class F, class... Args>
+    requires(!std::same_as<F, task_options>)
 async_result<detail::apply_result_t<F, Args...>> pool::apply_async(F f, Args&&... args) {
+    return apply_async(task_options{}, std::move(f), std::forward<Args>(args)...);
+}
+
+template <class F, class... Args>
+async_result<detail::apply_result_t<F, Args...>>
+pool::apply_async(const task_options& options, F f, Args&&... args) {
     using result_type = detail::apply_result_t<F, Args...>;
+    const detail::chunk_limits limits = limits_of(options);
     auto state = std::make_shared<detail::single_result<result_type>>();
+    state->cancel_with(canceller());
     state->drive_with(driver());
-    submit_waited(detail::encode_apply(f, args...), state);
+    submit_waited(detail::encode_apply(f, args...), state, limits);
     return async_result<result_type>(std::move(state));
 }
 
@@ -200,19 +216,34 @@ template <class F, class... Args, class Callback, class ErrorCallback>
 async_result<detail::apply_result_t<F, Args...>>
 pool::apply_async(F f, std::tuple<Args...> args, Callback callback, ErrorCallback error_callback) {
     // clang-format on
+    return apply_async(task_options{}, std::move(f), std::move(args), std::move(callback),
+                       std::move(error_callback));
+}
+
+// clang-format off
+template <class F, class... Args, class Callback, class ErrorCallback>
+    requires(std::is_void_v<detail::apply_result_t<F, Args...>>
+                 ? std::invocable<Callback&>
+                 : std::invocable<Callback&, const detail::apply_result_t<F, Args...>&>)
+async_result<detail::apply_result_t<F, Args...>>
+pool::apply_async(const task_options& options, F f, std::tuple<Args...> args, Callback callback,
+                  ErrorCallback error_callback) {
+    // clang-format on
     using result_type = detail::apply_result_t<F, Args...>;
+    const detail::chunk_limits limits = limits_of(options);
     auto state = std::make_shared<detail::single_result<result_type>>();
+    state->cancel_with(canceller());
     state->set_callbacks(std::move(callback), std::move(error_callback));
     auto frame = std::apply(
         [&f](const auto&... fields) { return detail::encode_apply<F, Args...>(f, fields...); },
         args);
-    submit(std::move(frame), state);
+    submit(std::move(frame), state, limits);
     return async_result<result_type>(std::move(state));
 }
 
 template <bool Star, class F, class Range, class Callback, class ErrorCallback>
-auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded, Callback callback,
-                         ErrorCallback error_callback) {
+auto pool::submit_chunks(const task_options& options, F f, Range&& items, std::size_t chunksize,
+                         bool bounded, Callback callback, ErrorCallback error_callback) {
     PROCPOOL_CHECK_SENDABLE(F);
     using item_type = std::ranges::range_value_t<Range>;
     using result_type = detail::call_result_t<F, item_type, Star>;
@@ -222,18 +253,19 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
     if constexpr (Star)
         static_assert(detail::is_tuple_like<item_type>::value,
                       "procpool: starmap items must be std::tuple or std::pair");
-
+    const detail::chunk_limits limits = limits_of(options);
     auto encode = [&](auto&& range, std::size_t count) {
         if (chunksize == 0)
             chunksize = detail::default_chunksize(count, processes());
         auto state = std::make_shared<detail::vector_result<result_type>>(count, chunksize);
+        state->cancel_with(canceller());
         state->set_callbacks(std::move(callback), std::move(error_callback));
         detail::chunk_pacer pacer(processes(), bounded);
         std::vector<std::vector<char>> frames; // encoded, not yet submitted
         std::size_t submitted = 0;
         auto flush = [&] {
             const std::size_t n = frames.size();
-            submit(std::move(frames), state, submitted);
+            submit(std::move(frames), state, submitted, limits);
             submitted += n;
             frames.clear();
         };
@@ -280,7 +312,13 @@ auto pool::submit_chunks(F f, Range&& items, std::size_t chunksize, bool bounded
 
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<F, Range>> pool::map(F f, Range&& items, std::size_t chunksize) {
-    auto result = submit_chunks<false>(f, std::forward<Range>(items), chunksize, true,
+    return map(task_options{}, std::move(f), std::forward<Range>(items), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<F, Range>> pool::map(const task_options& options, F f,
+                                                      Range&& items, std::size_t chunksize) {
+    auto result = submit_chunks<false>(options, f, std::forward<Range>(items), chunksize, true,
                                        detail::no_callback{}, detail::no_callback{});
     return result.take();
 }
@@ -289,12 +327,20 @@ template <class F, std::ranges::input_range Range, class Callback, class ErrorCa
 async_result<std::vector<detail::map_result_t<F, Range>>>
 pool::map_async(F f, Range&& items, std::size_t chunksize, Callback callback,
                 ErrorCallback error_callback) {
-    return submit_chunks<false>(f, std::forward<Range>(items), chunksize, false,
+    return map_async(task_options{}, std::move(f), std::forward<Range>(items), chunksize,
+                     std::move(callback), std::move(error_callback));
+}
+
+template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
+async_result<std::vector<detail::map_result_t<F, Range>>>
+pool::map_async(const task_options& options, F f, Range&& items, std::size_t chunksize,
+                Callback callback, ErrorCallback error_callback) {
+    return submit_chunks<false>(options, f, std::forward<Range>(items), chunksize, false,
                                 std::move(callback), std::move(error_callback));
 }
 
 template <bool Ordered, class F, class Range>
-auto pool::stream_chunks(F f, Range&& items, std::size_t chunksize) {
+auto pool::stream_chunks(const task_options& options, F f, Range&& items, std::size_t chunksize) {
     PROCPOOL_CHECK_SENDABLE(F);
     using result_type = detail::map_result_t<F, Range>;
     static_assert(!std::is_void_v<result_type>,
@@ -305,25 +351,43 @@ auto pool::stream_chunks(F f, Range&& items, std::size_t chunksize) {
     auto view = detail::hold_range(std::forward<Range>(items));
     auto source =
         std::make_unique<detail::range_source<F, decltype(view)>>(f, std::move(view), chunksize);
-    auto channel = open_stream(std::move(source), Ordered);
+    auto channel = open_stream(options, std::move(source), Ordered);
     return imap_result<result_type>(std::move(channel), chunksize > 1);
 }
 
 template <class F, std::ranges::input_range Range>
 imap_result<detail::map_result_t<F, Range>> pool::imap(F f, Range&& items, std::size_t chunksize) {
-    return stream_chunks<true>(f, std::forward<Range>(items), chunksize);
+    return stream_chunks<true>(task_options{}, f, std::forward<Range>(items), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+imap_result<detail::map_result_t<F, Range>> pool::imap(const task_options& options, F f,
+                                                       Range&& items, std::size_t chunksize) {
+    return stream_chunks<true>(options, f, std::forward<Range>(items), chunksize);
 }
 
 template <class F, std::ranges::input_range Range>
 imap_result<detail::map_result_t<F, Range>> pool::imap_unordered(F f, Range&& items,
                                                                  std::size_t chunksize) {
-    return stream_chunks<false>(f, std::forward<Range>(items), chunksize);
+    return stream_chunks<false>(task_options{}, f, std::forward<Range>(items), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+imap_result<detail::map_result_t<F, Range>>
+pool::imap_unordered(const task_options& options, F f, Range&& items, std::size_t chunksize) {
+    return stream_chunks<false>(options, f, std::forward<Range>(items), chunksize);
 }
 
 template <class F, std::ranges::input_range Range>
 std::vector<detail::starmap_result_t<F, Range>> pool::starmap(F f, Range&& tuples,
                                                               std::size_t chunksize) {
-    auto result = submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, true,
+    return starmap(task_options{}, std::move(f), std::forward<Range>(tuples), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+std::vector<detail::starmap_result_t<F, Range>>
+pool::starmap(const task_options& options, F f, Range&& tuples, std::size_t chunksize) {
+    auto result = submit_chunks<true>(options, f, std::forward<Range>(tuples), chunksize, true,
                                       detail::no_callback{}, detail::no_callback{});
     return result.take();
 }
@@ -332,7 +396,15 @@ template <class F, std::ranges::input_range Range, class Callback, class ErrorCa
 async_result<std::vector<detail::starmap_result_t<F, Range>>>
 pool::starmap_async(F f, Range&& tuples, std::size_t chunksize, Callback callback,
                     ErrorCallback error_callback) {
-    return submit_chunks<true>(f, std::forward<Range>(tuples), chunksize, false,
+    return starmap_async(task_options{}, std::move(f), std::forward<Range>(tuples), chunksize,
+                         std::move(callback), std::move(error_callback));
+}
+
+template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
+async_result<std::vector<detail::starmap_result_t<F, Range>>>
+pool::starmap_async(const task_options& options, F f, Range&& tuples, std::size_t chunksize,
+                    Callback callback, ErrorCallback error_callback) {
+    return submit_chunks<true>(options, f, std::forward<Range>(tuples), chunksize, false,
                                std::move(callback), std::move(error_callback));
 }
 

@@ -18,6 +18,11 @@
 
 namespace procpool::detail {
 
+/// What a call asks of each of its chunks, its task_options resolved against the pool's.
+struct chunk_limits {
+    std::chrono::milliseconds timeout{0}; ///< how long a chunk may run; 0: no limit
+};
+
 /// What came back for one chunk (one task frame).
 struct chunk_outcome {
     std::span<const char> results; ///< the ok_count results, encoded (codec.hpp)
@@ -42,6 +47,18 @@ class PROCPOOL_API result_sink {
 public:
     virtual ~result_sink() = default;
     virtual void complete_chunk(std::size_t chunk, const chunk_outcome& outcome) noexcept = 0;
+};
+
+/// Who can stop the chunks of a sink: the engine (async_result::cancel, imap_result::cancel).
+class PROCPOOL_API chunk_canceller {
+public:
+    /// Stops every chunk of `sink` not yet answered: each completes with cancelled_error (on
+    /// the io thread, soon after), running ones have their workers killed. Thread-safe,
+    /// asynchronous; nothing in a forked child.
+    virtual void cancel_chunks(std::shared_ptr<result_sink> sink) noexcept = 0;
+
+protected:
+    ~chunk_canceller() = default;
 };
 
 /// How many forks made this process, counted since the library was first used in it: a value

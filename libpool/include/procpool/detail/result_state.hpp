@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -38,6 +39,25 @@ public:
             callback_ = std::move(callback);
         if constexpr (!std::is_same_v<ErrorCallback, no_callback>)
             error_callback_ = std::move(error_callback);
+    }
+
+    /// Where cancel() sends its request: the pool's engine.
+    void cancel_with(std::weak_ptr<chunk_canceller> canceller) noexcept {
+        canceller_ = std::move(canceller);
+    }
+
+    /// Completes the result with cancelled_error, unless it is complete already (or being
+    /// completed); then asks the pool to stop its chunks. `self` is this state, kept alive
+    /// until the pool has done so. The error callback runs here, in the calling thread. True
+    /// when the result is now cancelled.
+    bool cancel(std::shared_ptr<result_sink> self) noexcept {
+        if (!claim())
+            return false;
+        if (auto canceller = canceller_.lock())
+            canceller->cancel_chunks(std::move(self));
+        complete_error(std::make_exception_ptr(
+            cancelled_error("procpool: the task was cancelled before it finished")));
+        return true;
     }
 
     bool ready() const noexcept {
@@ -110,8 +130,11 @@ protected:
     }
 
     /// Completes with a value: runs the callback, then marks ready. A callback that throws
-    /// turns the result into a failure carrying what it threw.
+    /// turns the result into a failure carrying what it threw. Does nothing when the result was
+    /// completed (cancelled) before.
     void finish_value(stored_type value) noexcept {
+        if (!claim())
+            return;
         value_.emplace(std::move(value));
         if (callback_) {
             try {
@@ -127,6 +150,15 @@ protected:
     }
 
     void finish_error(std::exception_ptr error) noexcept {
+        if (claim())
+            complete_error(std::move(error));
+    }
+
+private:
+    /// True for the one caller that may complete the result (the first).
+    bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+
+    void complete_error(std::exception_ptr error) noexcept {
         error_ = std::move(error);
         if (error_callback_) {
             try {
@@ -138,7 +170,6 @@ protected:
         publish();
     }
 
-private:
     void require_owner() const {
         if (fork_generation() != born_)
             throw state_error("procpool: this result belongs to a pool of the process this one "
@@ -168,6 +199,8 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable done_;
     std::atomic<bool> ready_{false};
+    std::atomic<bool> claimed_{false}; // see claim()
+    std::weak_ptr<chunk_canceller> canceller_;
     const unsigned born_ = fork_generation(); // see require_owner
     std::optional<stored_type> value_;
     std::exception_ptr error_;

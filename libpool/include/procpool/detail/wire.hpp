@@ -17,6 +17,7 @@ enum class frame_kind : std::uint32_t {
     initializer = 2, ///< run once at worker start, send an initializer_done frame
     result = 3,
     initializer_done = 4,
+    skipped = 5, ///< the answer to a task the parent cancelled before it started: not run
 };
 
 struct task_header {

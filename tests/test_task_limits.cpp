@@ -1,0 +1,399 @@
+// When a task goes wrong: task timeouts (pool_options::task_timeout, task_options::timeout),
+// max_memory_per_child and cancellation (async_result::cancel, imap_result::cancel), under the
+// "spawn" and the "forkserver" contexts.
+#define PROCPOOL_TEST_SUITE_NAME "task_limits"
+#include "test_main.hpp"
+
+#include "tasks.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unistd.h>
+
+using namespace tasks;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* const context_names[] = {"spawn", "forkserver"};
+
+procpool::pool_options options_for(const char* context, std::size_t processes) {
+    return {.processes = processes, .context = procpool::get_context(context)};
+}
+
+/// Sleeps for `ms` with SIGTERM ignored: only SIGKILL ends it early.
+int sleep_ignoring_sigterm(int ms) {
+    std::signal(SIGTERM, SIG_IGN);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+/// Keeps `mib` MiB more of resident memory in this worker for good (a leak), returns its pid.
+int leak_mib(int mib) {
+    static std::vector<std::vector<char>> kept;
+    kept.emplace_back(static_cast<std::size_t>(mib) << 20, '\1'); // written: resident
+    return static_cast<int>(::getpid());
+}
+
+/// True once no process `pid` is left, within patience.
+bool gone_within_patience(int pid) {
+    const auto give_up = std::chrono::steady_clock::now() + patience;
+    while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(10ms);
+    return ::kill(pid, 0) != 0;
+}
+
+/// The pool is whole: all its workers, and a map that comes back right.
+void check_whole(procpool::pool& pool) {
+    BOOST_TEST(workers_once_replaced(pool) == pool.processes());
+    BOOST_TEST(pool.map(square, iota_vector(50)) == squares(50));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_100_ms_timeout_ends_a_task_that_would_sleep_for_an_hour) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 2));
+            const std::vector<int> before = pool.worker_pids();
+            auto hung =
+                pool.apply_async(procpool::task_options{.timeout = 100ms}, sleep_ms, 3'600'000);
+            auto fine = pool.apply_async(square, 7);
+            // Bounded by patience (60 s), not by the hour: only the timeout can end it.
+            BOOST_REQUIRE(hung.wait(patience));
+            int victim = 0;
+            try {
+                hung.get();
+                BOOST_FAIL("the hung task returned");
+            } catch (const procpool::task_timeout_error& e) {
+                BOOST_TEST(e.timeout() == 100ms);
+                victim = e.pid();
+                BOOST_TEST(std::string(e.what()).find("timeout of 100 ms") != std::string::npos,
+                           e.what());
+            }
+            BOOST_TEST((std::find(before.begin(), before.end(), victim) != before.end()));
+            BOOST_TEST(bounded_get(fine) == 49);
+            BOOST_TEST(gone_within_patience(victim));
+            check_whole(pool);
+            const std::vector<int> after = pool.worker_pids();
+            BOOST_TEST((std::find(after.begin(), after.end(), victim) == after.end()));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_pool_task_timeout_applies_to_every_call_and_a_call_overrides_it) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            auto options = options_for(context, 2);
+            options.task_timeout = 150ms;
+            procpool::pool pool(options);
+            // Quick tasks are untouched by it.
+            BOOST_TEST(pool.map(square, iota_vector(200), 3) == squares(200));
+            BOOST_CHECK_THROW(pool.apply(sleep_ms, 60'000), procpool::task_timeout_error);
+            // A call's own, longer timeout wins over the pool's.
+            BOOST_TEST(pool.apply(procpool::task_options{.timeout = 20s}, sleep_ms, 400) == 400);
+            check_whole(pool);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(time_spent_queued_does_not_count) {
+    procpool::pool pool({.processes = 1});
+    // The one worker is busy for 2.5 s; the timed task waits behind it longer than its
+    // timeout, then runs 50 ms (ample room under a sanitizer).
+    auto first = pool.apply_async(sleep_ms, 2500);
+    auto timed = pool.apply_async(procpool::task_options{.timeout = 1500ms}, sleep_ms, 50);
+    BOOST_TEST(bounded_get(first) == 2500);
+    BOOST_TEST(bounded_get(timed) == 50);
+}
+
+BOOST_AUTO_TEST_CASE(a_map_raises_the_timeout_of_its_chunk_and_other_work_completes) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 2));
+            auto other = pool.map_async(square, iota_vector(100), 10);
+            std::vector<int> input(8, 1);
+            input[5] = 3'600'000;
+            BOOST_CHECK_THROW(
+                pool.map(procpool::task_options{.timeout = 200ms}, sleep_ms, input, 1),
+                procpool::task_timeout_error);
+            BOOST_TEST(bounded_get(other) == squares(100));
+            check_whole(pool);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(map_async_gives_the_timeout_to_its_error_callback) {
+    procpool::pool pool(2);
+    std::atomic<int> timeouts{0};
+    auto result = pool.map_async(
+        procpool::task_options{.timeout = 100ms}, sleep_ms, std::vector<int>{1, 3'600'000}, 1,
+        [](const std::vector<int>&) {},
+        [&](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const procpool::task_timeout_error&) {
+                ++timeouts;
+            } catch (...) {
+            }
+        });
+    BOOST_REQUIRE(result.wait(patience));
+    BOOST_TEST(!result.successful());
+    BOOST_TEST(timeouts.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_imap_gives_the_timeout_at_its_item_and_goes_on) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 2));
+            const std::vector<int> input{1, 2, 3'600'000, 4, 5};
+            for (bool ordered : {true, false}) {
+                BOOST_TEST_CONTEXT("ordered " << ordered) {
+                    const procpool::task_options limited{.timeout = 200ms};
+                    auto result = ordered ? pool.imap(limited, sleep_ms, input)
+                                          : pool.imap_unordered(limited, sleep_ms, input);
+                    std::multiset<int> values;
+                    int timeouts = 0;
+                    int position = 0, timeout_position = -1;
+                    for (int i = 0; i < 5; ++i, ++position) {
+                        try {
+                            auto value = result.next(patience);
+                            BOOST_REQUIRE(value.has_value());
+                            values.insert(*value);
+                        } catch (const procpool::task_timeout_error&) {
+                            ++timeouts;
+                            timeout_position = position;
+                        }
+                    }
+                    BOOST_TEST(!result.next(patience).has_value());
+                    BOOST_TEST(timeouts == 1);
+                    BOOST_TEST((values == std::multiset<int>{1, 2, 4, 5}));
+                    if (ordered)
+                        BOOST_TEST(timeout_position == 2);
+                }
+            }
+            check_whole(pool);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_task_that_ignores_sigterm_is_killed_after_the_grace) {
+    procpool::pool pool(2);
+    auto hung = pool.apply_async(procpool::task_options{.timeout = 100ms}, sleep_ignoring_sigterm,
+                                 3'600'000);
+    BOOST_REQUIRE(hung.wait(patience));
+    int victim = 0;
+    try {
+        hung.get();
+    } catch (const procpool::task_timeout_error& e) {
+        victim = e.pid();
+    }
+    BOOST_REQUIRE(victim > 0);
+    BOOST_TEST(gone_within_patience(victim));
+    check_whole(pool);
+}
+
+BOOST_AUTO_TEST_CASE(starmap_and_apply_async_with_callbacks_take_task_options) {
+    procpool::pool pool(2);
+    const procpool::task_options limited{.timeout = 10s};
+    const std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}};
+    BOOST_TEST((pool.starmap(limited, add, pairs) == std::vector<int>{3, 7}));
+    BOOST_TEST((bounded_get(pool.starmap_async(limited, add, pairs)) == std::vector<int>{3, 7}));
+    std::atomic<int> seen{0};
+    auto r = pool.apply_async(limited, add, std::tuple{20, 22}, [&](int v) { seen = v; });
+    BOOST_TEST(bounded_get(r) == 42);
+    BOOST_TEST(seen.load() == 42);
+    BOOST_TEST((pool.imap_unordered(limited, square, iota_vector(3)).next(patience) >= 0));
+}
+
+BOOST_AUTO_TEST_CASE(a_timeout_that_is_not_positive_is_refused) {
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .task_timeout = 0ms}), std::invalid_argument);
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .task_timeout = -5ms}),
+                      std::invalid_argument);
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .max_memory_per_child = 0}),
+                      std::invalid_argument);
+    procpool::pool pool(1);
+    BOOST_CHECK_THROW(pool.apply(procpool::task_options{.timeout = 0ms}, square, 2),
+                      std::invalid_argument);
+    BOOST_CHECK_THROW(pool.imap(procpool::task_options{.timeout = -1ms}, square, iota_vector(3)),
+                      std::invalid_argument);
+    BOOST_TEST(pool.apply(square, 3) == 9); // nothing was lost
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_over_max_memory_per_child_after_a_task_is_replaced) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            // A sanitizer's shadow memory makes a worker start larger.
+            const int limit_mib = sanitized ? 512 : 48;
+            auto options = options_for(context, 1);
+            options.max_memory_per_child = static_cast<std::size_t>(limit_mib) << 20;
+            procpool::pool pool(options);
+            // Each task leaks past the limit: each runs in a fresh worker, and every result
+            // still comes back.
+            std::set<int> pids;
+            for (int i = 0; i < 4; ++i)
+                pids.insert(pool.apply(leak_mib, limit_mib + 16));
+            BOOST_TEST(pids.size() == 4u);
+            // Tasks that stay under it share one worker.
+            std::set<int> small;
+            for (int i = 0; i < 4; ++i)
+                small.insert(pool.apply(worker_pid, 0));
+            BOOST_TEST(small.size() == 1u);
+            BOOST_TEST(pool.map(square, iota_vector(20)) == squares(20));
+        }
+    }
+}
+
+// ---- cancellation ----
+
+namespace {
+
+/// Writes its worker's pid to the file `path` (proof that the task ran), then sleeps `ms`.
+struct mark_then_sleep {
+    std::string path;
+    int ms = 0;
+    int operator()(int x) const {
+        {
+            std::ofstream out(path + ".tmp");
+            out << ::getpid();
+        }
+        std::filesystem::rename(path + ".tmp", path); // whole when it appears
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        return x;
+    }
+    template <class Archive>
+    void serialize(Archive& ar, unsigned) {
+        ar& path& ms;
+    }
+};
+
+std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() /
+            ("procpool_test_" + std::to_string(::getpid()) + "_" + name))
+        .string();
+}
+
+bool exists_within_patience(const std::string& path) {
+    const auto give_up = std::chrono::steady_clock::now() + patience;
+    while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(5ms);
+    return std::filesystem::exists(path);
+}
+
+template <class T>
+bool throws_cancelled(procpool::async_result<T> result) {
+    try {
+        result.get(patience);
+    } catch (const procpool::cancelled_error&) {
+        return true;
+    } catch (...) {
+    }
+    return false;
+}
+
+int sleep_from_two(int x) {
+    if (x >= 2)
+        std::this_thread::sleep_for(std::chrono::hours(1));
+    return x;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_task_cancelled_before_it_starts_never_runs) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 1));
+            const std::string started = temp_path("started"), ran = temp_path("ran");
+            std::filesystem::remove(started);
+            std::filesystem::remove(ran);
+            auto busy = pool.apply_async(mark_then_sleep{started, 300}, 1);
+            BOOST_REQUIRE(exists_within_patience(started)); // the one worker is busy
+            // Queued behind it, perhaps already in the worker's inbox.
+            auto queued = pool.apply_async(mark_then_sleep{ran, 0}, 2);
+            BOOST_TEST(queued.cancel());
+            BOOST_TEST(queued.ready());
+            BOOST_TEST(throws_cancelled(queued));
+            BOOST_TEST(!queued.cancel()); // once is enough
+            BOOST_TEST(bounded_get(busy) == 1);
+            BOOST_TEST(pool.apply(square, 5) == 25); // the worker went past where it was
+            BOOST_TEST(!std::filesystem::exists(ran));
+            BOOST_TEST(!busy.cancel()); // finished: nothing to cancel
+            BOOST_TEST(pool.worker_pids().size() == 1u);
+            std::filesystem::remove(started);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_running_task_kills_and_replaces_its_worker) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 2));
+            const std::string started = temp_path("running");
+            std::filesystem::remove(started);
+            std::atomic<int> cancelled_seen{0};
+            auto running = pool.apply_async(
+                mark_then_sleep{started, 3'600'000}, std::tuple{1}, [](int) {},
+                [&](std::exception_ptr e) {
+                    try {
+                        std::rethrow_exception(e);
+                    } catch (const procpool::cancelled_error&) {
+                        ++cancelled_seen;
+                    } catch (...) {
+                    }
+                });
+            BOOST_REQUIRE(exists_within_patience(started));
+            int victim = 0;
+            std::ifstream(started) >> victim;
+            BOOST_REQUIRE(victim > 0);
+            BOOST_TEST(running.cancel());
+            BOOST_TEST(throws_cancelled(running));
+            BOOST_TEST(cancelled_seen.load() == 1);
+            BOOST_TEST(gone_within_patience(victim));
+            check_whole(pool);
+            const std::vector<int> after = pool.worker_pids();
+            BOOST_TEST((std::find(after.begin(), after.end(), victim) == after.end()));
+            std::filesystem::remove(started);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_map_async_cancels_all_its_chunks) {
+    procpool::pool pool(2);
+    auto job = pool.map_async(sleep_ms, std::vector<int>(20, 3'600'000), 1);
+    BOOST_TEST(job.cancel());
+    BOOST_TEST(throws_cancelled(job));
+    check_whole(pool); // its running chunks' workers were replaced, the rest never ran
+    auto starjob = pool.starmap_async(add, std::vector<std::tuple<int, int>>{{1, 2}});
+    BOOST_TEST(bounded_get(starjob) == (std::vector<int>{3}));
+    BOOST_TEST(!starjob.cancel());
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_an_imap_stops_its_input_and_its_workers) {
+    procpool::pool pool(2);
+    auto result = pool.imap(sleep_from_two, std::views::iota(0));
+    BOOST_TEST(result.next(patience).value() == 0);
+    BOOST_TEST(result.next(patience).value() == 1);
+    // A consumer waits for item 2, which would take an hour; another thread cancels.
+    std::atomic<int> outcome{0}; // 1: cancelled_error, 2: anything else
+    std::thread consumer([&] {
+        try {
+            result.next(patience);
+            outcome = 2;
+        } catch (const procpool::cancelled_error&) {
+            outcome = 1;
+        } catch (...) {
+            outcome = 2;
+        }
+    });
+    std::this_thread::sleep_for(50ms); // usually in its wait by now; either way it must throw
+    result.cancel();
+    consumer.join();
+    BOOST_TEST(outcome.load() == 1);
+    BOOST_CHECK_THROW(result.next(patience), procpool::cancelled_error);
+    check_whole(pool);
+    pool.close();
+    pool.join(); // the cancelled imap's stream is closed: join does not wait on it
+}
