@@ -719,3 +719,57 @@ BOOST_AUTO_TEST_CASE(a_skipped_answer_for_a_task_not_cancelled_condemns_the_work
     BOOST_REQUIRE(sink->records.size() == 1u);
     BOOST_TEST(what(sink->records[0].error).find("skipped") != std::string::npos);
 }
+
+// ---- retries and restart storms ----
+
+BOOST_AUTO_TEST_CASE(a_chunk_whose_worker_dies_runs_again_until_its_retries_are_spent) {
+    bench b(1);
+    auto sink = std::make_shared<recording_sink>();
+    outgoing_chunk chunk{tagged_frame(0), sink, 0};
+    chunk.limits.max_retries = 1;
+    b.sched.enqueue(std::move(chunk));
+    b.turn();
+    b.workers.workers[0].was_ready = true;
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGSEGV)));
+    BOOST_TEST(sink->records.empty()); // run again, on the replacement
+    b.turn();
+    BOOST_TEST(b.workers.tags(0) == (tags{0}), boost::test_tools::per_element());
+    b.workers.workers[0].was_ready = true;
+    b.sched.on_exit(b.workers.die(0, killed_by(SIGSEGV)));
+    BOOST_REQUIRE(sink->records.size() == 1u);
+    BOOST_TEST(what(sink->records[0].error).find("tried 2 times") != std::string::npos,
+               what(sink->records[0].error));
+    BOOST_TEST(b.sched.idle());
+}
+
+BOOST_AUTO_TEST_CASE(a_restart_storm_fails_the_rest_of_its_job_and_spares_other_work) {
+    bench b(1);
+    auto storming = std::make_shared<recording_sink>();
+    auto other = std::make_shared<recording_sink>();
+    b.submit(0, 40, storming);
+    b.turn();
+    std::size_t deaths = 0;
+    while (storming->records.size() < 40 && deaths < 100) {
+        b.workers.workers[0].was_ready = true; // each dies in a task, not in its start
+        b.sched.on_exit(b.workers.die(0, killed_by(SIGKILL)));
+        ++deaths;
+        b.turn();
+    }
+    BOOST_TEST(deaths == scheduler::min_storm_deaths);
+    BOOST_TEST(storming->records.size() == 40u);
+    std::size_t by_storm = 0;
+    for (const auto& r : storming->records)
+        by_storm += what(r.error).find("restart storm") != std::string::npos;
+    BOOST_TEST(by_storm == 40u - deaths); // all but those lost with their workers
+    BOOST_TEST(b.failures.empty());       // the pool itself goes on
+    // Later chunks of that job fail at once; another job's run.
+    b.submit(40, 2, storming);
+    b.sched.enqueue(outgoing_chunk{tagged_frame(99), other, 99});
+    b.turn();
+    BOOST_TEST(storming->records.size() == 42u);
+    BOOST_TEST(b.workers.tags(0) == (tags{99}), boost::test_tools::per_element());
+    b.workers.answer(0);
+    b.turn();
+    BOOST_TEST(other->records.size() == 1u);
+    BOOST_TEST(!other->records[0].error);
+}

@@ -397,3 +397,141 @@ BOOST_AUTO_TEST_CASE(cancelling_an_imap_stops_its_input_and_its_workers) {
     pool.close();
     pool.join(); // the cancelled imap's stream is closed: join does not wait on it
 }
+
+// ---- retries and restart storms ----
+
+namespace {
+
+/// Counts its runs in the file `path` (across workers); its worker dies by SIGKILL on each of
+/// the first `deaths` runs, and the run after returns the count.
+struct die_first {
+    std::string path;
+    int deaths = 0;
+    int operator()(int) const {
+        int runs = 0;
+        std::ifstream(path) >> runs;
+        ++runs;
+        std::ofstream(path) << runs;
+        if (runs <= deaths)
+            std::raise(SIGKILL);
+        return runs;
+    }
+    template <class Archive>
+    void serialize(Archive& ar, unsigned) {
+        ar& path& deaths;
+    }
+};
+
+int runs_in(const std::string& path) {
+    int runs = 0;
+    std::ifstream(path) >> runs;
+    return runs;
+}
+
+/// Counts its runs in the file `path`, then throws.
+struct count_and_throw {
+    std::string path;
+    int operator()(int) const {
+        int runs = 0;
+        std::ifstream(path) >> runs;
+        std::ofstream(path) << runs + 1;
+        throw std::runtime_error("a task error");
+    }
+    template <class Archive>
+    void serialize(Archive& ar, unsigned) {
+        ar& path;
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_task_whose_worker_died_runs_again_up_to_max_retries) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            auto options = options_for(context, 2);
+            options.max_retries = 2;
+            procpool::pool pool(options);
+            const std::string counter = temp_path("retries");
+            std::filesystem::remove(counter);
+            // Two deaths, then it succeeds on its third worker.
+            BOOST_TEST(pool.apply(die_first{counter, 2}, 0) == 3);
+            // Three deaths are one too many: the error says how often it was tried.
+            std::filesystem::remove(counter);
+            try {
+                pool.apply(die_first{counter, 3}, 0);
+                BOOST_ERROR("no exception");
+            } catch (const procpool::worker_lost_error& e) {
+                BOOST_TEST(std::string(e.what()).find("tried 3 times") != std::string::npos,
+                           e.what());
+                BOOST_TEST(e.signal().value_or(0) == SIGKILL);
+            }
+            BOOST_TEST(runs_in(counter) == 3);
+            // A call's own max_retries wins over the pool's.
+            std::filesystem::remove(counter);
+            BOOST_TEST(pool.apply(procpool::task_options{.max_retries = 5}, die_first{counter, 4},
+                                  0) == 5);
+            std::filesystem::remove(counter);
+            BOOST_CHECK_THROW(
+                pool.apply(procpool::task_options{.max_retries = 0}, die_first{counter, 1}, 0),
+                procpool::worker_lost_error);
+            BOOST_TEST(runs_in(counter) == 1);
+            check_whole(pool);
+            std::filesystem::remove(counter);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(exceptions_and_timeouts_are_not_retried) {
+    procpool::pool pool({.processes = 2, .max_retries = 3});
+    const std::string counter = temp_path("no_retry");
+    std::filesystem::remove(counter);
+    BOOST_CHECK_THROW(pool.apply(count_and_throw{counter}, 0), std::runtime_error);
+    BOOST_TEST(runs_in(counter) == 1);
+    std::filesystem::remove(counter);
+    const std::string started = temp_path("no_retry_timeout");
+    std::filesystem::remove(started);
+    BOOST_CHECK_THROW(pool.apply(procpool::task_options{.timeout = 200ms},
+                                 mark_then_sleep{started, 3'600'000}, 0),
+                      procpool::task_timeout_error);
+    check_whole(pool);
+    // Had it run again, a second worker would have written its pid over the first's.
+    int pid = 0;
+    std::ifstream(started) >> pid;
+    BOOST_TEST(pid > 0);
+    BOOST_TEST(gone_within_patience(pid));
+    BOOST_TEST(pool.apply(square, 2) == 4);
+    std::ifstream(started) >> pid;
+    int again = 0;
+    std::ifstream(started) >> again;
+    BOOST_TEST(again == pid);
+    std::filesystem::remove(started);
+}
+
+BOOST_AUTO_TEST_CASE(a_map_whose_every_item_kills_its_worker_ends_in_a_bounded_storm) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            procpool::pool pool(options_for(context, 2));
+            auto result = pool.imap_unordered(die_by_signal, std::vector<int>(300, SIGKILL));
+            int lost = 0, storm = 0, other = 0;
+            for (int i = 0; i < 300; ++i) {
+                try {
+                    result.next(patience);
+                    ++other;
+                } catch (const procpool::worker_lost_error& e) {
+                    if (std::string(e.what()).find("restart storm") != std::string::npos)
+                        ++storm;
+                    else
+                        ++lost;
+                }
+            }
+            BOOST_TEST(!result.next(patience).has_value());
+            BOOST_TEST(other == 0);
+            // Far fewer workers died than there were items: the rest failed without one.
+            BOOST_TEST(storm > 0);
+            BOOST_TEST(lost < 150, "workers lost: " << lost);
+            BOOST_TEST_MESSAGE(context << ": " << lost << " workers lost, " << storm
+                                       << " items failed by the storm bound");
+            check_whole(pool); // and the pool goes on
+        }
+    }
+}

@@ -29,6 +29,10 @@ struct pool_options {
     /// task's result is sent, and is replaced (billiard's max_memory_per_child); results are
     /// unaffected. Default: none.
     std::optional<std::size_t> max_memory_per_child = {};
+    /// A task whose worker died under it (a signal, an exit) runs again, on a fresh worker, up
+    /// to this many times before its worker_lost_error is given, which then says how many
+    /// times it was tried. Timeouts, cancellations and exceptions are not retried. Default 0.
+    std::size_t max_retries = 0;
 }; // the "= {}" keep {.processes = 4} free of GCC 12's -Wmissing-field-initializers
 
 /// Per call, overriding the pool's defaults: pool.apply_async(task_options{.timeout = 2s}, f, x),
@@ -36,6 +40,8 @@ struct pool_options {
 struct task_options {
     /// As pool_options::task_timeout, for this call's tasks; default: the pool's.
     std::optional<std::chrono::milliseconds> timeout = {};
+    /// As pool_options::max_retries, for this call's tasks; default: the pool's.
+    std::optional<std::size_t> max_retries = {};
 };
 
 } // namespace procpool

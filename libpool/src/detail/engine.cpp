@@ -112,6 +112,7 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
                 "(the \"spawn\" and \"forkserver\" contexts); this context cannot");
         default_limits_.timeout = *options.task_timeout;
     }
+    default_limits_.max_retries = options.max_retries;
     role_.emplace(transport_->callers_may_drive());
 
     spares_ = std::make_shared<frame_spares>(4 * std::size_t{processes_}, std::size_t{64} << 20,
@@ -161,6 +162,8 @@ chunk_limits engine::limits_of(const task_options& options) const {
                 "(the \"spawn\" and \"forkserver\" contexts); this pool's context cannot");
         limits.timeout = *options.timeout;
     }
+    if (options.max_retries)
+        limits.max_retries = *options.max_retries;
     return limits;
 }
 

@@ -66,9 +66,27 @@ std::size_t scheduler::window() const noexcept {
     return flow::chunks_per_worker(mean_chunk_ns_, flow::min_window, flow::max_window);
 }
 
+bool scheduler::among(const std::vector<std::weak_ptr<result_sink>>& sinks,
+                      const std::shared_ptr<result_sink>& sink) noexcept {
+    return std::any_of(sinks.begin(), sinks.end(), [&](const std::weak_ptr<result_sink>& s) {
+        return !s.expired() && !s.owner_before(sink) && !sink.owner_before(s);
+    });
+}
+
 void scheduler::dispatch() {
     const std::size_t limit = window();
+    if (!stormed_.empty())
+        std::erase_if(stormed_, [](const auto& s) { return s.expired(); });
     while (!pending_.empty()) {
+        if (!stormed_.empty() && among(stormed_, pending_.front().sink)) {
+            // The rest of a job that set off a restart storm: failed, not run.
+            outgoing_chunk chunk = std::move(pending_.front());
+            pending_.pop_front();
+            chunk_outcome outcome;
+            outcome.error = storm_error_;
+            chunk.sink->complete_chunk(chunk.index, outcome);
+            continue;
+        }
         worker_state* best = nullptr;
         for (worker_state& w : workers_) {
             if (!w.alive || w.stop_sent || w.condemned || w.doomed || w.queue.size() >= limit)
@@ -212,6 +230,8 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
         spares_->give(std::move(d.chunk.frame));
         return;
     }
+    deaths_in_a_row_ = 0; // a task finished: no storm
+    dying_sinks_.clear();
     const double ns = static_cast<double>(std::max<std::uint64_t>(header.exec_ns, 100));
     mean_chunk_ns_.add(ns);
     // The task frame is spare from here on (the worker read all of it before it answered),
@@ -235,22 +255,34 @@ void scheduler::on_exit(const worker_exit& report) {
         WIFEXITED(report.status) && WEXITSTATUS(report.status) == 0 && words.left_cleanly;
     const bool was_ready = w.ready || words.was_ready;
 
+    std::optional<int> code, signal;
+    if (WIFSIGNALED(report.status))
+        signal = WTERMSIG(report.status);
+    else if (WIFEXITED(report.status))
+        code = WEXITSTATUS(report.status);
+    const std::string how = describe_wait_status(report.status);
     std::deque<outgoing_chunk> unstarted;
+    bool lost_mid_task = false;
+    std::weak_ptr<result_sink> lost_sink;
     for (dispatched& d : w.queue) {
         if (d.settled)
-            continue; // failed already (timed out): neither lost nor run again
+            continue; // failed already (timed out, cancelled): neither lost nor run again
         if (running != 0 && d.id == running) {
-            const std::string how = describe_wait_status(report.status);
-            std::optional<int> code, signal;
-            if (WIFSIGNALED(report.status))
-                signal = WTERMSIG(report.status);
-            else if (WIFEXITED(report.status))
-                code = WEXITSTATUS(report.status);
+            lost_mid_task = true;
+            lost_sink = d.chunk.sink;
+            if (++d.chunk.tries <= d.chunk.limits.max_retries) {
+                unstarted.push_front(std::move(d.chunk)); // first again, on a fresh worker
+                continue;
+            }
+            std::string what = "procpool: worker " + std::to_string(report.pid) + " " + how +
+                               " while running a task";
+            if (d.chunk.tries > 1)
+                what += " (tried " + std::to_string(d.chunk.tries) +
+                        " times, each worker died: max_retries " +
+                        std::to_string(d.chunk.limits.max_retries) + ")";
             chunk_outcome outcome;
-            outcome.error = std::make_exception_ptr(
-                worker_lost_error("procpool: worker " + std::to_string(report.pid) + " " + how +
-                                      " while running a task",
-                                  report.pid, code, signal));
+            outcome.error =
+                std::make_exception_ptr(worker_lost_error(what, report.pid, code, signal));
             d.chunk.sink->complete_chunk(d.chunk.index, outcome);
         } else {
             unstarted.push_back(std::move(d.chunk));
@@ -259,6 +291,41 @@ void scheduler::on_exit(const worker_exit& report) {
     clear_queue(w);
     pending_.insert(pending_.begin(), std::make_move_iterator(unstarted.begin()),
                     std::make_move_iterator(unstarted.end()));
+
+    // A restart storm (a map whose every item kills its worker): past the bound, the work
+    // not started fails instead of being fed to ever new workers at full speed. The pool
+    // stays usable; the count starts again.
+    if (lost_mid_task && !lost_sink.expired()) {
+        if (dying_sinks_.empty() || dying_sinks_.back().owner_before(lost_sink) ||
+            lost_sink.owner_before(dying_sinks_.back()))
+            dying_sinks_.push_back(lost_sink);
+    }
+    if (lost_mid_task &&
+        ++deaths_in_a_row_ >= std::max<std::size_t>(min_storm_deaths, 4 * workers_.size())) {
+        storm_error_ = std::make_exception_ptr(worker_lost_error(
+            "procpool: a restart storm: " + std::to_string(deaths_in_a_row_) +
+                " workers in a row died running tasks, none finishing in between (the last, " +
+                std::to_string(report.pid) + ", " + how +
+                "); the rest of the job fails instead of starting more workers",
+            report.pid, code, signal));
+        deaths_in_a_row_ = 0;
+        std::erase_if(stormed_, [](const auto& s) { return s.expired(); });
+        stormed_.insert(stormed_.end(), dying_sinks_.begin(), dying_sinks_.end());
+        dying_sinks_.clear();
+        chunk_outcome outcome;
+        outcome.error = storm_error_;
+        std::vector<outgoing_chunk> failed;
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            if (among(stormed_, it->sink)) {
+                failed.push_back(std::move(*it));
+                it = pending_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (outgoing_chunk& c : failed)
+            c.sink->complete_chunk(c.index, outcome);
+    }
 
     if (!clean && !was_ready) {
         if (++start_failures_ >= max_start_failures) {

@@ -59,12 +59,18 @@ struct outgoing_chunk {
     std::shared_ptr<result_sink> sink; ///< gets complete_chunk(index, ...) exactly once
     std::size_t index = 0;
     chunk_limits limits = {};
+    std::size_t tries = 0; ///< how many workers died running it (max_retries)
 };
 
 class scheduler {
 public:
     /// Workers that die before they are ready this many times in a row fail the pool.
     static constexpr int max_start_failures = 3;
+    /// A restart storm: this many workers (at least, or 4 per worker of the pool) die in a row
+    /// while running tasks, with no task finishing in between. Then the rest of the jobs whose
+    /// tasks killed them (their sinks) fails, chunks yet to come included, rather than
+    /// respawning at full speed (see on_exit); other work goes on.
+    static constexpr std::size_t min_storm_deaths = 16;
     /// How long a worker killed for a timeout has between SIGTERM and SIGKILL.
     static constexpr std::chrono::milliseconds kill_grace{200};
 
@@ -208,9 +214,16 @@ private:
     std::uint64_t next_task_id_ = 1;
     moving_mean mean_chunk_ns_; // of finished chunks' run times: the window
     int start_failures_ = 0;
-    std::size_t timed_held_ = 0;   // the workers' `timed`, summed
-    std::size_t doomed_ = 0;       // workers doomed, alive, and not yet sent SIGKILL
-    std::size_t skip_watched_ = 0; // workers with a skip_watch
+    std::size_t timed_held_ = 0;      // the workers' `timed`, summed
+    std::size_t doomed_ = 0;          // workers doomed, alive, and not yet sent SIGKILL
+    std::size_t skip_watched_ = 0;    // workers with a skip_watch
+    std::size_t deaths_in_a_row_ = 0; // workers lost mid-task since a task last finished
+    std::vector<std::weak_ptr<result_sink>> dying_sinks_; // whose tasks those were
+    std::vector<std::weak_ptr<result_sink>> stormed_;     // jobs failed by a storm, and why:
+    std::exception_ptr storm_error_;                      //   their later chunks fail at once
+    /// `sink` is in `sinks` (weak_ptrs compared by owner, expired ones never match).
+    static bool among(const std::vector<std::weak_ptr<result_sink>>& sinks,
+                      const std::shared_ptr<result_sink>& sink) noexcept;
 };
 
 } // namespace procpool::detail

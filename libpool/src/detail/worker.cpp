@@ -195,7 +195,7 @@ private:
             executor_.run(frame, output_, bulk_, [&](std::uint64_t task_id) {
                 // release: the parent reads running_task after reaping us (see the file
                 // comment).
-                stamp_start();
+                // Stamped already (skipped()); now confirmed: it runs.
                 slot_.running_task.store(task_id, std::memory_order_release);
             });
         write_frame();

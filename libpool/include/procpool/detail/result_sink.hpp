@@ -21,6 +21,7 @@ namespace procpool::detail {
 /// What a call asks of each of its chunks, its task_options resolved against the pool's.
 struct chunk_limits {
     std::chrono::milliseconds timeout{0}; ///< how long a chunk may run; 0: no limit
+    std::size_t max_retries = 0;          ///< runs again after its worker died, at most
 };
 
 /// What came back for one chunk (one task frame).
