@@ -16,5 +16,6 @@ echo "== b2 build and tests"
 b2 -j"$jobs" -q -l 300 # -l: no action (test) may run longer than 300 s
 
 echo "== procpool-perf smoke run (no thresholds: the machine is shared)"
-build/perf/procpool-perf --quick --repeat 1 --plot build/perf-smoke.png
+# Bounded: a hang fails here, named, instead of stalling the run.
+timeout 600 build/perf/procpool-perf --quick --repeat 1 --plot build/perf-smoke.png
 test -s build/perf-smoke.png
