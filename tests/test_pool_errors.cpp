@@ -261,6 +261,12 @@ BOOST_AUTO_TEST_CASE(the_mpi_context_refuses_timeouts_and_memory_limits_it_canno
         procpool::pool{with_memory}, std::invalid_argument, [](const std::invalid_argument& e) {
             return std::string(e.what()).find("max_memory_per_child") != std::string::npos;
         });
+    auto with_watch = test_options(2);
+    with_watch.memory_limit_per_child = std::size_t{1} << 30;
+    BOOST_CHECK_EXCEPTION(
+        procpool::pool{with_watch}, std::invalid_argument, [](const std::invalid_argument& e) {
+            return std::string(e.what()).find("memory_limit_per_child") != std::string::npos;
+        });
     procpool::pool pool(test_options(2));
     BOOST_CHECK_THROW(
         pool.apply(procpool::task_options{.timeout = std::chrono::seconds(1)}, square, 3),

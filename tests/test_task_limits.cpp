@@ -536,3 +536,61 @@ BOOST_AUTO_TEST_CASE(a_map_whose_every_item_kills_its_worker_ends_in_a_bounded_s
         }
     }
 }
+
+// ---- memory_limit_per_child ----
+
+namespace {
+
+/// Grows this worker's resident memory by 8 MiB every 10 ms, up to `mib` MiB; returns its pid.
+int grow_to_mib(int mib) {
+    std::vector<std::vector<char>> held;
+    for (int have = 0; have < mib; have += 8) {
+        held.emplace_back(std::size_t{8} << 20, '\1');
+        std::this_thread::sleep_for(10ms);
+    }
+    return static_cast<int>(::getpid());
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_worker_past_memory_limit_per_child_is_killed_and_its_task_says_so) {
+    for (const char* context : context_names) {
+        BOOST_TEST_CONTEXT(context) {
+            const std::size_t limit = std::size_t{sanitized ? 768 : 128} << 20;
+            auto options = options_for(context, 2);
+            options.memory_limit_per_child = limit;
+            procpool::pool pool(options);
+            auto other = pool.map_async(square, iota_vector(100), 5);
+            try {
+                pool.apply(grow_to_mib, sanitized ? 4096 : 2048); // far past it
+                BOOST_ERROR("no exception");
+            } catch (const procpool::memory_limit_error& e) {
+                BOOST_TEST(e.limit() == limit);
+                BOOST_TEST(e.rss() > limit);
+                BOOST_TEST(e.signal().value_or(0) == SIGKILL);
+                BOOST_TEST(std::string(e.what()).find("memory_limit_per_child") !=
+                               std::string::npos,
+                           e.what());
+                BOOST_TEST(gone_within_patience(e.pid()));
+            }
+            BOOST_TEST(bounded_get(other) == squares(100));
+            // Under the limit, the same task comes back.
+            BOOST_TEST(pool.apply(grow_to_mib, 16) > 0);
+            check_whole(pool);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_memory_kill_is_retried_as_a_lost_worker_is) {
+    procpool::pool pool({.processes = 1,
+                         .memory_limit_per_child = std::size_t{sanitized ? 768 : 128} << 20,
+                         .max_retries = 1});
+    try {
+        pool.apply(grow_to_mib, sanitized ? 4096 : 2048);
+        BOOST_ERROR("no exception");
+    } catch (const procpool::memory_limit_error& e) {
+        BOOST_TEST(std::string(e.what()).find("tried 2 times") != std::string::npos, e.what());
+    }
+    BOOST_CHECK_THROW(procpool::pool({.processes = 1, .memory_limit_per_child = 0}),
+                      std::invalid_argument);
+}

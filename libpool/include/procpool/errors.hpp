@@ -5,6 +5,7 @@
 #include <procpool/export.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,25 @@ private:
 class PROCPOOL_API cancelled_error : public error {
 public:
     using error::error;
+};
+
+/// The worker running this task went past pool_options::memory_limit_per_child and was killed
+/// (a worker_lost_error: signal() is SIGKILL). Retried as any lost task (max_retries).
+class PROCPOOL_API memory_limit_error : public worker_lost_error {
+public:
+    memory_limit_error(const std::string& what, int pid, std::size_t limit, std::size_t rss)
+        : worker_lost_error(what, pid, std::nullopt, 9 /* SIGKILL */)
+        , limit_(limit)
+        , rss_(rss) {}
+
+    /// The limit, in bytes.
+    std::size_t limit() const noexcept { return limit_; }
+    /// The worker's resident memory when the pool saw it past the limit, in bytes.
+    std::size_t rss() const noexcept { return rss_; }
+
+private:
+    std::size_t limit_;
+    std::size_t rss_;
 };
 
 /// A task threw an exception of a type the parent cannot recreate (anything but the standard

@@ -29,6 +29,10 @@ struct pool_options {
     /// task's result is sent, and is replaced (billiard's max_memory_per_child); results are
     /// unaffected. Default: none.
     std::optional<std::size_t> max_memory_per_child = {};
+    /// Bytes of resident memory: the pool watches each worker's RSS while it has work (every
+    /// few milliseconds) and kills one that goes past it; its task fails with
+    /// memory_limit_error (limit(), rss()), or runs again if it has retries left. Default: none.
+    std::optional<std::size_t> memory_limit_per_child = {};
     /// A task whose worker died under it (a signal, an exit) runs again, on a fresh worker, up
     /// to this many times before its worker_lost_error is given, which then says how many
     /// times it was tried. Timeouts, cancellations and exceptions are not retried. Default 0.

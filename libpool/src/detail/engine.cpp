@@ -89,6 +89,8 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
         throw std::invalid_argument("procpool::pool: task_timeout must be positive");
     if (options.max_memory_per_child && *options.max_memory_per_child == 0)
         throw std::invalid_argument("procpool::pool: max_memory_per_child must be at least 1");
+    if (options.memory_limit_per_child && *options.memory_limit_per_child == 0)
+        throw std::invalid_argument("procpool::pool: memory_limit_per_child must be at least 1");
 
     transport_options how;
     how.processes = options.processes;
@@ -112,6 +114,10 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
                 "(the \"spawn\" and \"forkserver\" contexts); this context cannot");
         default_limits_.timeout = *options.task_timeout;
     }
+    if (options.memory_limit_per_child && !transport_->kills_one_worker())
+        throw std::invalid_argument(
+            "procpool::pool: memory_limit_per_child needs workers that can be killed one at a "
+            "time (the \"spawn\" and \"forkserver\" contexts); this context cannot");
     default_limits_.max_retries = options.max_retries;
     role_.emplace(transport_->callers_may_drive());
 
@@ -120,6 +126,7 @@ engine::engine(const pool_options& options, transport_factory make, bool start_i
     transport_->take_bulk_buffers_from(spares_.get());
     sched_.emplace(*transport_, initializer_frame, max_tasks, spares_,
                    [this](std::exception_ptr e) { fail_pool(std::move(e)); });
+    sched_->limit_memory(options.memory_limit_per_child.value_or(0));
     sched_->start_all(); // on failure, ~transport reaps what started
     has_io_thread_ = start_io_thread;
     if (start_io_thread)

@@ -49,6 +49,7 @@ void scheduler::start(worker_state& w) {
     w.hard_killed = false;
     w.seen_task = 0;
     w.next_seq = 0;
+    w.memory_killed_rss = 0;
     w.pid = transport_.start(w.index);
     w.alive = true;
 }
@@ -274,15 +275,25 @@ void scheduler::on_exit(const worker_exit& report) {
                 unstarted.push_front(std::move(d.chunk)); // first again, on a fresh worker
                 continue;
             }
-            std::string what = "procpool: worker " + std::to_string(report.pid) + " " + how +
-                               " while running a task";
+            const std::size_t rss = w.memory_killed_rss;
+            std::string what = rss != 0 ? "procpool: worker " + std::to_string(report.pid) +
+                                              " went past memory_limit_per_child (" +
+                                              std::to_string(rss) + " bytes resident, the limit " +
+                                              std::to_string(memory_limit_) +
+                                              ") and was killed while running a task"
+                                        : "procpool: worker " + std::to_string(report.pid) + " " +
+                                              how + " while running a task";
             if (d.chunk.tries > 1)
                 what += " (tried " + std::to_string(d.chunk.tries) +
                         " times, each worker died: max_retries " +
                         std::to_string(d.chunk.limits.max_retries) + ")";
             chunk_outcome outcome;
-            outcome.error =
-                std::make_exception_ptr(worker_lost_error(what, report.pid, code, signal));
+            if (rss != 0)
+                outcome.error = std::make_exception_ptr(
+                    memory_limit_error(what, report.pid, memory_limit_, rss));
+            else
+                outcome.error =
+                    std::make_exception_ptr(worker_lost_error(what, report.pid, code, signal));
             d.chunk.sink->complete_chunk(d.chunk.index, outcome);
         } else {
             unstarted.push_back(std::move(d.chunk));
@@ -388,6 +399,26 @@ void scheduler::clear_queue(worker_state& w) noexcept {
 
 scheduler::clock::time_point scheduler::check_deadlines(clock::time_point now) {
     clock::time_point next = clock::time_point::max();
+    if (memory_limit_ != 0 && in_flight()) {
+        if (now >= next_memory_look_) {
+            for (worker_state& w : workers_) {
+                if (!w.alive || w.condemned || w.doomed || w.queue.empty())
+                    continue;
+                const std::size_t rss = transport_.resident_bytes(w.index);
+                if (rss <= memory_limit_)
+                    continue;
+                w.memory_killed_rss = rss;
+                doom(w, now);
+                if (!w.hard_killed) { // no grace: its memory grows meanwhile
+                    transport_.kill(w.index);
+                    w.hard_killed = true;
+                    --doomed_;
+                }
+            }
+            next_memory_look_ = now + memory_look;
+        }
+        next = std::min(next, next_memory_look_);
+    }
     for (worker_state& w : workers_) {
         if (!w.alive || w.condemned)
             continue;

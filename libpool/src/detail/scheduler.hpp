@@ -73,6 +73,8 @@ public:
     static constexpr std::size_t min_storm_deaths = 16;
     /// How long a worker killed for a timeout has between SIGTERM and SIGKILL.
     static constexpr std::chrono::milliseconds kill_grace{200};
+    /// How often workers with work have their memory read (memory_limit_per_child).
+    static constexpr std::chrono::milliseconds memory_look{5};
 
     using clock = std::chrono::steady_clock;
 
@@ -116,8 +118,14 @@ public:
     /// may have started: check_deadlines has something to do, and returns a time before max()
     /// when so.
     bool watching() const noexcept {
-        return timed_held_ != 0 || doomed_ != 0 || skip_watched_ != 0;
+        return timed_held_ != 0 || doomed_ != 0 || skip_watched_ != 0 ||
+               (memory_limit_ != 0 && in_flight());
     }
+
+    /// memory_limit_per_child: a worker with work whose resident memory is above `bytes` at
+    /// a look (check_deadlines, every memory_look) is killed at once; its running chunk is lost
+    /// with memory_limit_error (or retried). 0: no limit.
+    void limit_memory(std::size_t bytes) noexcept { memory_limit_ = bytes; }
 
     /// Cancels every chunk of `sink` not yet answered (see the file comment): each completes
     /// once, with cancelled_error, now.
@@ -175,8 +183,9 @@ private:
         clock::time_point kill_at{};  // when SIGKILL follows
         std::uint64_t seen_task = 0;  // the task check_deadlines last saw it run, and when
         clock::time_point seen_at{};
-        std::uint64_t next_seq = 0;   // seq of the next task frame sent to it
-        std::uint64_t skip_watch = 0; // a cancelled task it may have started; 0: none
+        std::uint64_t next_seq = 0;        // seq of the next task frame sent to it
+        std::uint64_t skip_watch = 0;      // a cancelled task it may have started; 0: none
+        std::size_t memory_killed_rss = 0; // killed past the memory limit, at this RSS
     };
 
     void start(worker_state& w);
@@ -214,10 +223,12 @@ private:
     std::uint64_t next_task_id_ = 1;
     moving_mean mean_chunk_ns_; // of finished chunks' run times: the window
     int start_failures_ = 0;
-    std::size_t timed_held_ = 0;      // the workers' `timed`, summed
-    std::size_t doomed_ = 0;          // workers doomed, alive, and not yet sent SIGKILL
-    std::size_t skip_watched_ = 0;    // workers with a skip_watch
-    std::size_t deaths_in_a_row_ = 0; // workers lost mid-task since a task last finished
+    std::size_t timed_held_ = 0;           // the workers' `timed`, summed
+    std::size_t doomed_ = 0;               // workers doomed, alive, and not yet sent SIGKILL
+    std::size_t skip_watched_ = 0;         // workers with a skip_watch
+    std::size_t memory_limit_ = 0;         // memory_limit_per_child, 0: none
+    clock::time_point next_memory_look_{}; // when check_deadlines reads memory again
+    std::size_t deaths_in_a_row_ = 0;      // workers lost mid-task since a task last finished
     std::vector<std::weak_ptr<result_sink>> dying_sinks_; // whose tasks those were
     std::vector<std::weak_ptr<result_sink>> stormed_;     // jobs failed by a storm, and why:
     std::exception_ptr storm_error_;                      //   their later chunks fail at once

@@ -23,7 +23,9 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -332,6 +334,7 @@ public:
     }
 
     last_words ended(std::uint32_t index) override {
+        close_statm(workers_[index]);
         const worker_slot& slot = segment_.slot(index);
         // acquire: the worker is reaped, so its stores are complete; pairs with its releases.
         const slot_state state = slot.state.load(std::memory_order_acquire);
@@ -396,6 +399,33 @@ public:
 
     bool kills_one_worker() const noexcept override { return true; }
 
+    std::size_t resident_bytes(std::uint32_t index) const noexcept override {
+        // Our child, not yet reaped while we ask: its pid cannot name another process. Its
+        // statm stays open between looks (a pread is far cheaper than an open and a close).
+        worker& w = workers_[index];
+        if (w.pid <= 0)
+            return 0;
+        if (w.statm_pid != w.pid) {
+            close_statm(w);
+            char path[64];
+            std::snprintf(path, sizeof path, "/proc/%d/statm", w.pid);
+            w.statm_fd = ::open(path, O_RDONLY | O_CLOEXEC);
+            w.statm_pid = w.pid;
+        }
+        if (w.statm_fd < 0)
+            return 0;
+        char text[128];
+        const ssize_t n = ::pread(w.statm_fd, text, sizeof text - 1, 0);
+        if (n <= 0)
+            return 0;
+        text[n] = '\0';
+        unsigned long long size = 0, resident = 0;
+        if (std::sscanf(text, "%llu %llu", &size, &resident) != 2)
+            return 0;
+        static const long page = ::sysconf(_SC_PAGESIZE);
+        return static_cast<std::size_t>(resident) * static_cast<std::size_t>(page);
+    }
+
     bool skip(std::uint32_t index, std::uint64_t seq) noexcept override {
         std::atomic<std::uint64_t>& word = segment_.slot(index).skip[(seq % skip_bits) / 64];
         // seq_cst, then fence: the parent's side of the Dekker pair in segment.hpp; the
@@ -432,6 +462,8 @@ public:
     void kill_all() noexcept override { supervisor_.kill_all(); }
 
     void shutdown() noexcept override {
+        for (worker& w : workers_)
+            close_statm(w);
         supervisor_.shutdown();
         segment_.remove_name();
     }
@@ -456,11 +488,20 @@ private:
         frame_reader reader;
         bool space_wanted = false; // what the slot's space_wanted says
         int pid = 0;               // as spawned
+        int statm_fd = -1;         // /proc/PID/statm of statm_pid, for resident_bytes()
+        int statm_pid = 0;
     };
+
+    static void close_statm(worker& w) noexcept {
+        if (w.statm_fd >= 0)
+            ::close(w.statm_fd);
+        w.statm_fd = -1;
+        w.statm_pid = 0;
+    }
 
     doorbell doorbell_; // before the segment and the supervisor: workers hold it
     segment segment_;
-    std::vector<worker> workers_;
+    mutable std::vector<worker> workers_; // mutable: resident_bytes() keeps a descriptor
     std::unique_ptr<std::atomic<int>[]> pids_; // each worker's pid as spawned, for pids()
     /// This machine's memory: the bound on a result frame's announced length.
     const std::uint64_t physical_memory_ =

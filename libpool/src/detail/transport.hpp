@@ -152,6 +152,12 @@ public:
         (void)seq;
     }
 
+    /// Worker `index`'s resident memory in bytes, as the system counts it; 0 when unknown.
+    virtual std::size_t resident_bytes(std::uint32_t index) const noexcept {
+        (void)index;
+        return 0;
+    }
+
     /// Read after worker `index`'s exit was reported, before start() reuses its slot.
     virtual last_words ended(std::uint32_t index) = 0;
 
