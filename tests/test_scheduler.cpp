@@ -773,3 +773,45 @@ BOOST_AUTO_TEST_CASE(a_restart_storm_fails_the_rest_of_its_job_and_spares_other_
     BOOST_TEST(other->records.size() == 1u);
     BOOST_TEST(!other->records[0].error);
 }
+
+// ---- found in review: counters and watches across cancel and timeouts ----
+
+BOOST_AUTO_TEST_CASE(a_cancelled_timed_chunk_answered_late_leaves_the_next_one_timed) {
+    bench b(1);
+    auto first = std::make_shared<recording_sink>();
+    auto second = std::make_shared<recording_sink>();
+    b.sched.enqueue(timed_chunk(0, first));
+    b.sched.enqueue(timed_chunk(1, second));
+    b.turn();
+    const auto t0 = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.answer(0); // it finished, its answer not yet read
+    b.sched.cancel(*first, t0);
+    b.turn(); // the late answer is dropped
+    BOOST_TEST(first->records.size() == 1u);
+    b.workers.begin(0, t0); // the second, timed, runs now
+    b.sched.check_deadlines(t0 + timeout);
+    BOOST_REQUIRE(second->records.size() == 1u);
+    BOOST_TEST(timed_out(second->records[0]));
+}
+
+BOOST_AUTO_TEST_CASE(a_second_cancel_while_the_worker_decides_is_watched_too) {
+    bench b(1);
+    auto first = std::make_shared<recording_sink>();
+    auto second = std::make_shared<recording_sink>();
+    b.submit(0, 1, first);
+    b.submit(1, 1, second);
+    b.turn();
+    const auto now = clock_type::time_point{} + std::chrono::hours(1);
+    b.workers.begin(0, now);
+    b.workers.workers[0].confirmed = false;
+    b.sched.cancel(*first, now); // watched: it may run it
+    b.workers.skip_oldest(0);    // it skipped it, unread yet
+    b.workers.begin(0, now);     // and has the second, undecided
+    b.workers.workers[0].confirmed = false;
+    b.sched.cancel(*second, now);
+    b.workers.workers[0].confirmed = true; // it missed the second's bit: it runs it
+    b.sched.check_deadlines(now + std::chrono::milliseconds(1));
+    BOOST_TEST(b.workers.workers[0].terminated);
+    BOOST_TEST(first->records.size() == 1u);
+    BOOST_TEST(second->records.size() == 1u);
+}

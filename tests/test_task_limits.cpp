@@ -372,6 +372,38 @@ BOOST_AUTO_TEST_CASE(cancelling_a_map_async_cancels_all_its_chunks) {
     BOOST_TEST(!starjob.cancel());
 }
 
+BOOST_AUTO_TEST_CASE(cancelling_a_map_async_wakes_a_thread_waiting_for_it) {
+    procpool::pool pool(2);
+    auto job = pool.map_async(sleep_ms, std::vector<int>(6, 3'600'000), 1);
+    std::atomic<int> outcome{0}; // 1: cancelled_error, 2: anything else (timeout_error: no wake)
+    std::thread waiter([&] {
+        try {
+            job.get(patience);
+            outcome = 2;
+        } catch (const procpool::cancelled_error&) {
+            outcome = 1;
+        } catch (...) {
+            outcome = 2;
+        }
+    });
+    std::this_thread::sleep_for(50ms); // usually in its wait by now; either way it must end
+    BOOST_TEST(job.cancel());
+    waiter.join();
+    BOOST_TEST(outcome.load() == 1);
+    check_whole(pool);
+}
+
+BOOST_AUTO_TEST_CASE(a_short_timeout_sent_while_a_long_one_runs_is_kept) {
+    procpool::pool pool(2);
+    // The io thread sleeps until the first task's deadline, ten minutes away.
+    auto long_one = pool.apply_async(procpool::task_options{.timeout = 600s}, sleep_ms, 3'600'000);
+    std::this_thread::sleep_for(50ms);
+    auto short_one =
+        pool.apply_async(procpool::task_options{.timeout = 300ms}, sleep_ms, 3'600'000);
+    BOOST_CHECK_THROW(short_one.get(patience), procpool::task_timeout_error);
+    BOOST_TEST(!long_one.ready());
+}
+
 BOOST_AUTO_TEST_CASE(cancelling_an_imap_stops_its_input_and_its_workers) {
     procpool::pool pool(2);
     auto result = pool.imap(sleep_from_two, std::views::iota(0));

@@ -366,8 +366,11 @@ void engine::release_role_for_caller() noexcept {
     // Work the io thread may not know of: chunks no worker could take yet, what set wakeup_
     // without waking it (fail_pool, called on the io thread's paths), or deadlines to watch
     // (a timed task this caller sent: the io thread sleeps with none).
+    const bool watched = sched_->watching();
+    if (watched) // release: the io thread's ready() takes it, then looks at the io state
+        deadlines_changed_.store(true, std::memory_order_release);
     const bool leftovers =
-        sched_->has_pending() || wakeup_.load(std::memory_order_relaxed) || sched_->watching();
+        sched_->has_pending() || wakeup_.load(std::memory_order_relaxed) || watched;
     if (role_->release_for_caller(leftovers))
         transport_->wake();
 }
@@ -474,16 +477,18 @@ void engine::wait_for_work() {
     hint.mid_frame = hint.in_flight && transport_->mid_frame();
     hint.deadline = next_check_;
     role_->release_for_io();
-    const bool no_deadline = hint.deadline == std::chrono::steady_clock::time_point::max();
-    auto ready = [this, no_deadline] {
+    auto ready = [this] {
         if (wakeup_.load(std::memory_order_acquire))
+            return true;
+        // A caller sent a timed task meanwhile (release_role_for_caller): its deadline is not
+        // in this wait's hint, which may be later or none.
+        if (deadlines_changed_.exchange(false, std::memory_order_acq_rel))
             return true;
         // A caller holds the role: stop waiting here, and wait for the role instead
         // (take_role_for_io).
         if (!role_->try_look())
             return true;
-        // Or a caller sent a timed task meanwhile: its deadline is not in this wait's hint.
-        const bool ready = sched_->work_ready() || (no_deadline && sched_->watching());
+        const bool ready = sched_->work_ready();
         role_->release_for_io();
         return ready;
     };

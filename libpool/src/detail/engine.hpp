@@ -147,6 +147,8 @@ private:
     bool workers_ended_ = false; // end_threads() reached the transport's shutdown
     /// Set (under mutex_) whenever something above changed; the io thread clears it.
     std::atomic<bool> wakeup_{false};
+    /// A caller holding the io role left timed work: the io thread's deadline is stale.
+    std::atomic<bool> deadlines_changed_{false};
 
     // Frame buffers of completed chunks, for callers to encode into (spares()) and for
     // handing results to waiting callers (chunk_outcome::spares). At most 4 per worker (a paced

@@ -222,7 +222,8 @@ void scheduler::on_frame(worker_state& w, std::span<const std::byte> frame,
     dispatched d = std::move(w.queue.front());
     w.queue.pop_front();
     --w.sent;
-    if (d.chunk.limits.timeout.count() > 0 && w.timed > 0) { // a doomed worker counts none
+    // A settled chunk was no longer counted; a doomed worker counts none.
+    if (!d.settled && d.chunk.limits.timeout.count() > 0 && w.timed > 0) {
         --w.timed;
         --timed_held_;
     }
@@ -442,8 +443,8 @@ scheduler::clock::time_point scheduler::check_deadlines(clock::time_point now) {
         dispatched* running = nullptr;
         std::chrono::milliseconds shortest = std::chrono::milliseconds::max();
         for (dispatched& d : w.queue) {
-            if (start.task != 0 && d.id == start.task)
-                running = &d;
+            if (start.task != 0 && d.id == start.task && !d.settled)
+                running = &d; // a settled one is watched as a skip, never timed out again
             if (d.chunk.limits.timeout.count() > 0)
                 shortest = std::min(shortest, d.chunk.limits.timeout);
         }
@@ -577,9 +578,11 @@ void scheduler::cancel(const result_sink& sink, clock::time_point now) {
             if (start.confirmed || !asked) {
                 if (transport_.kills_one_worker())
                     doom(w, now);
-            } else if (w.skip_watch == 0) {
+            } else {
+                // The one it has now: an older watch (a task since skipped) is stale.
+                if (w.skip_watch == 0)
+                    ++skip_watched_;
                 w.skip_watch = d.id;
-                ++skip_watched_;
             }
         }
     }
@@ -593,13 +596,15 @@ void scheduler::cancel(const result_sink& sink, clock::time_point now) {
 
 void scheduler::time_out(worker_state& w, dispatched& d, clock::time_point now) {
     const std::chrono::milliseconds timeout = d.chunk.limits.timeout;
-    d.settled = true;
-    doom(w, now);
     chunk_outcome outcome;
     outcome.error = std::make_exception_ptr(task_timeout_error(
         "procpool: a task ran past its timeout of " + std::to_string(timeout.count()) +
             " ms; its worker " + std::to_string(w.pid) + " was killed and replaced",
         timeout, w.pid));
+    // Settled only now that nothing can throw: a failure above leaves the chunk to the pool's
+    // failure, which completes every unsettled chunk.
+    d.settled = true;
+    doom(w, now);
     d.chunk.sink->complete_chunk(d.chunk.index, outcome);
 }
 

@@ -501,7 +501,7 @@ private:
 
     doorbell doorbell_; // before the segment and the supervisor: workers hold it
     segment segment_;
-    mutable std::vector<worker> workers_; // mutable: resident_bytes() keeps a descriptor
+    mutable std::vector<worker> workers_;      // mutable: resident_bytes() keeps a descriptor
     std::unique_ptr<std::atomic<int>[]> pids_; // each worker's pid as spawned, for pids()
     /// This machine's memory: the bound on a result frame's announced length.
     const std::uint64_t physical_memory_ =

@@ -50,13 +50,15 @@ public:
     /// completed); then asks the pool to stop its chunks. `self` is this state, kept alive
     /// until the pool has done so. The error callback runs here, in the calling thread. True
     /// when the result is now cancelled.
-    bool cancel(std::shared_ptr<result_sink> self) noexcept {
+    bool cancel(std::shared_ptr<result_sink> self) {
+        // Made before the claim: once claimed, nothing may keep the result from completing.
+        std::exception_ptr error = std::make_exception_ptr(
+            cancelled_error("procpool: the task was cancelled before it finished"));
         if (!claim())
             return false;
         if (auto canceller = canceller_.lock())
             canceller->cancel_chunks(std::move(self));
-        complete_error(std::make_exception_ptr(
-            cancelled_error("procpool: the task was cancelled before it finished")));
+        complete_error(std::move(error));
         return true;
     }
 
@@ -121,6 +123,10 @@ protected:
         return done_.wait_until(lock, deadline, [this] { return ready(); });
     }
 
+    /// Called once the result is ready, on the thread that completed it (the io thread, or
+    /// one calling cancel()): a result whose waiters sleep elsewhere wakes them here.
+    virtual void published() noexcept {}
+
     /// True once the result is complete (what ready() reads).
     const std::atomic<bool>& ready_flag() const noexcept { return ready_; }
 
@@ -183,6 +189,7 @@ private:
             ready_.store(true, std::memory_order_release);
         }
         done_.notify_all();
+        published();
     }
 
     template <class U>

@@ -84,6 +84,9 @@ public:
     }
 
 protected:
+    /// Its waiters sleep on progress_: a cancel() from another thread must wake them too.
+    void published() noexcept override { finished(); }
+
     bool wait_until(std::chrono::steady_clock::time_point deadline) const override {
         // Waiting is const to callers; helping completes the state, which is synchronised.
         auto* self = const_cast<vector_result*>(this);
@@ -218,7 +221,8 @@ private:
         }
     }
 
-    /// The result is decided: wakes every waiter.
+    /// The result is decided (published(), on whichever thread completed it): wakes every
+    /// waiter.
     void finished() noexcept {
         std::lock_guard lock(progress_mutex_);
         progress_.notify_all();
@@ -250,10 +254,7 @@ private:
         if (failure)
             this->finish_error(failure);
         else if (--remaining_ == 0)
-            this->finish_value(std::move(values_));
-        else
-            return;
-        finished();
+            this->finish_value(std::move(values_)); // published() wakes the waiters
     }
 
     /// Decodes `count` results into values_ from index `first`.
