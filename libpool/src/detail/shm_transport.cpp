@@ -14,6 +14,7 @@
 #include "event.hpp"
 #include "launch.hpp"
 #include "segment.hpp"
+#include "statm.hpp"
 #include "throw_error.hpp"
 #include "worker.hpp"
 #include <procpool/errors.hpp>
@@ -412,18 +413,7 @@ public:
             w.statm_fd = ::open(path, O_RDONLY | O_CLOEXEC);
             w.statm_pid = w.pid;
         }
-        if (w.statm_fd < 0)
-            return 0;
-        char text[128];
-        const ssize_t n = ::pread(w.statm_fd, text, sizeof text - 1, 0);
-        if (n <= 0)
-            return 0;
-        text[n] = '\0';
-        unsigned long long size = 0, resident = 0;
-        if (std::sscanf(text, "%llu %llu", &size, &resident) != 2)
-            return 0;
-        static const long page = ::sysconf(_SC_PAGESIZE);
-        return static_cast<std::size_t>(resident) * static_cast<std::size_t>(page);
+        return resident_bytes_from(w.statm_fd);
     }
 
     bool skip(std::uint32_t index, std::uint64_t seq) noexcept override {

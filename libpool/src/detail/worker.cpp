@@ -9,6 +9,7 @@
 #include "doorbell.hpp"
 #include "launch.hpp"
 #include "segment.hpp"
+#include "statm.hpp"
 #include "worker.hpp"
 #include <procpool/detail/wire.hpp>
 #include <procpool/errors.hpp>
@@ -42,16 +43,7 @@ constexpr auto worker_stream_spin = std::chrono::microseconds(5);
 /// A few microseconds: asked after each task only when max_memory_per_child is set.
 std::uint64_t resident_bytes() noexcept {
     static const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    static const long page = ::sysconf(_SC_PAGESIZE);
-    char text[128];
-    const ssize_t n = fd < 0 ? -1 : ::pread(fd, text, sizeof text - 1, 0);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    unsigned long long size = 0, resident = 0;
-    if (std::sscanf(text, "%llu %llu", &size, &resident) != 2)
-        return 0;
-    return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(page);
+    return resident_bytes_from(fd);
 }
 
 [[noreturn]] void leave(int status) {
