@@ -295,6 +295,25 @@ bool throws_cancelled(procpool::async_result<T> result) {
     return false;
 }
 
+/// Runs `wait` on a thread of its own, then `cancel` here once it is (usually) waiting; true
+/// when `wait` ended with cancelled_error.
+template <class Wait, class Cancel>
+bool cancel_wakes_a_waiter(Wait wait, Cancel cancel) {
+    std::atomic<bool> cancelled{false};
+    std::thread waiter([&] {
+        try {
+            wait();
+        } catch (const procpool::cancelled_error&) {
+            cancelled = true;
+        } catch (...) {
+        }
+    });
+    std::this_thread::sleep_for(50ms); // in its wait by now, or not: either way it must end
+    cancel();
+    waiter.join();
+    return cancelled.load();
+}
+
 int sleep_from_two(int x) {
     if (x >= 2)
         std::this_thread::sleep_for(std::chrono::hours(1));
@@ -375,21 +394,9 @@ BOOST_AUTO_TEST_CASE(cancelling_a_map_async_cancels_all_its_chunks) {
 BOOST_AUTO_TEST_CASE(cancelling_a_map_async_wakes_a_thread_waiting_for_it) {
     procpool::pool pool(2);
     auto job = pool.map_async(sleep_ms, std::vector<int>(6, 3'600'000), 1);
-    std::atomic<int> outcome{0}; // 1: cancelled_error, 2: anything else (timeout_error: no wake)
-    std::thread waiter([&] {
-        try {
-            job.get(patience);
-            outcome = 2;
-        } catch (const procpool::cancelled_error&) {
-            outcome = 1;
-        } catch (...) {
-            outcome = 2;
-        }
-    });
-    std::this_thread::sleep_for(50ms); // usually in its wait by now; either way it must end
-    BOOST_TEST(job.cancel());
-    waiter.join();
-    BOOST_TEST(outcome.load() == 1);
+    // A timeout_error here would mean the cancel never woke the waiter.
+    BOOST_TEST(
+        cancel_wakes_a_waiter([&] { job.get(patience); }, [&] { BOOST_TEST(job.cancel()); }));
     check_whole(pool);
 }
 
@@ -410,21 +417,7 @@ BOOST_AUTO_TEST_CASE(cancelling_an_imap_stops_its_input_and_its_workers) {
     BOOST_TEST(result.next(patience).value() == 0);
     BOOST_TEST(result.next(patience).value() == 1);
     // A consumer waits for item 2, which would take an hour; another thread cancels.
-    std::atomic<int> outcome{0}; // 1: cancelled_error, 2: anything else
-    std::thread consumer([&] {
-        try {
-            result.next(patience);
-            outcome = 2;
-        } catch (const procpool::cancelled_error&) {
-            outcome = 1;
-        } catch (...) {
-            outcome = 2;
-        }
-    });
-    std::this_thread::sleep_for(50ms); // usually in its wait by now; either way it must throw
-    result.cancel();
-    consumer.join();
-    BOOST_TEST(outcome.load() == 1);
+    BOOST_TEST(cancel_wakes_a_waiter([&] { result.next(patience); }, [&] { result.cancel(); }));
     BOOST_CHECK_THROW(result.next(patience), procpool::cancelled_error);
     check_whole(pool);
     pool.close();
